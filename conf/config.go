@@ -1,0 +1,131 @@
+// Package conf parses, validates and watches routied's TOML configuration file.
+package conf
+
+import (
+	"os"
+	"time"
+)
+
+// Config is routied's whole configuration. Every field has a default (see Default) and is
+// documented, with its TOML key, in routie.example.toml.
+type Config struct {
+	Listen   Listen
+	TLS      TLS
+	Upstream Upstream
+	Health   Health
+	Drain    Drain
+	Control  Control
+	State    State
+	Log      Log
+
+	// Path is the file the config was loaded from; "" for the embedded default.
+	Path string
+}
+
+// Listen holds the public listeners. An empty address disables that listener.
+type Listen struct {
+	// HTTP is the plain-HTTP listen address. Default ":80".
+	HTTP string
+	// HTTPS is the TLS listen address. Default ":443".
+	HTTPS string
+}
+
+// TLS modes.
+const (
+	TLSSelfSigned = "self-signed"
+	TLSFiles      = "files"
+	TLSOff        = "off"
+)
+
+// TLS says where the HTTPS listener's certificate comes from.
+type TLS struct {
+	// Mode is "self-signed" (default), "files" or "off".
+	Mode string
+	// Domains are the names the certificate is for. Default ["localhost"].
+	Domains []string
+	// Redirect sends plain-HTTP requests a 308 to https. Default true; false proxies plain
+	// HTTP too (for setups behind another TLS terminator).
+	Redirect bool
+	// CertFile and KeyFile are PEM files, used when Mode is "files".
+	CertFile string
+	KeyFile  string
+}
+
+// Upstream says where the app runs.
+type Upstream struct {
+	// Host is the host a bare port target refers to. Default "127.0.0.1".
+	Host string
+	// Initial is the port served when no saved state exists. Default 8080.
+	Initial int
+}
+
+// Health configures the probes that gate a switch and watch active and standby.
+type Health struct {
+	// Path is the URL path probed with GET. Default "/actuator/health".
+	Path string
+	// Interval is the time between probes. Default 1s.
+	Interval time.Duration
+	// Timeout bounds one probe. Default 2s.
+	Timeout time.Duration
+	// Passes is how many consecutive passing probes a switch needs. Default 3.
+	Passes int
+	// Wait is how long a switch waits for those passes before it is refused. Default 120s.
+	Wait time.Duration
+	// ExpectBody, when set, must appear in a passing probe's body. Default "".
+	ExpectBody string
+}
+
+// Drain bounds how long a retired target keeps its work.
+type Drain struct {
+	// Timeout is how long in-flight HTTP requests on the old target may run after a switch
+	// before they are cancelled with a 504. Default 30s.
+	Timeout time.Duration
+	// Streams is how long upgraded connections (WebSocket) and event streams on the old
+	// target stay open after a switch. Default 5m.
+	Streams time.Duration
+}
+
+// Control configures the unix control socket used by routiectl.
+type Control struct {
+	// Socket is the socket's path. Default "/run/routie/control.sock".
+	Socket string
+	// Mode is the socket file's permission bits. Default 0660.
+	Mode os.FileMode
+}
+
+// State says where routied keeps what must survive a restart.
+type State struct {
+	// Dir holds the active/standby state file and the self-signed certificate.
+	// Default "/var/lib/routie".
+	Dir string
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is "debug", "info" (default), "warn" or "error".
+	Level string
+	// Format is "auto" (default: colours on a terminal, JSON otherwise), "text" or "json".
+	Format string
+	// Access logs one line per proxied request. Default true.
+	Access bool
+}
+
+// Default returns the configuration used for every key the file does not set.
+func Default() Config {
+	return Config{
+		Listen:   Listen{HTTP: ":80", HTTPS: ":443"},
+		TLS:      TLS{Mode: TLSSelfSigned, Domains: []string{"localhost"}, Redirect: true},
+		Upstream: Upstream{Host: "127.0.0.1", Initial: 8080},
+		Health: Health{
+			Path:     "/actuator/health",
+			Interval: time.Second,
+			Timeout:  2 * time.Second,
+			Passes:   3,
+			Wait:     120 * time.Second,
+		},
+		Drain:   Drain{Timeout: 30 * time.Second, Streams: 5 * time.Minute},
+		Control: Control{Socket: "/run/routie/control.sock", Mode: 0o660},
+		State:   State{Dir: "/var/lib/routie"},
+		Log:     Log{Level: "info", Format: "auto", Access: true},
+	}
+}
