@@ -1,0 +1,101 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"time"
+)
+
+// flight is one request on its way through the proxy. It wraps the client's ResponseWriter to
+// see the status, the byte count and a protocol switch, and it ties the request to the drain
+// deadlines of the target it was admitted to.
+type flight struct {
+	http.ResponseWriter
+	target *Target
+	gen    *generation
+	start  time.Time
+	status int
+	bytes  int64
+	stream bool
+	cancel context.CancelCauseFunc
+	// stopDeadline unregisters the request from the generation context whose cancellation
+	// would end it: the requests' one, or the streams' one once it became a stream.
+	stopDeadline func() bool
+}
+
+func startFlight(w http.ResponseWriter, t *Target) *flight {
+	return &flight{ResponseWriter: w, target: t, gen: t.gen.Load(), start: time.Now()}
+}
+
+// watchRequests ends the request when its target's drain passes drain.timeout.
+func (f *flight) watchRequests() {
+	g, cancel := f.gen, f.cancel
+	f.stopDeadline = context.AfterFunc(g.requests, func() { cancel(context.Cause(g.requests)) })
+}
+
+// becomeStream moves the request from its target's HTTP requests to its streams. It runs on
+// the request's own goroutine (from ModifyResponse or Hijack), so the fields need no lock.
+func (f *flight) becomeStream() {
+	if f.stream {
+		return
+	}
+	f.stream = true
+	g, cancel := f.gen, f.cancel
+	if f.stopDeadline() {
+		f.stopDeadline = context.AfterFunc(g.streams, func() { cancel(context.Cause(g.streams)) })
+	}
+	f.target.streams.Add(1)
+	f.target.releaseRequest()
+}
+
+// finish lets go of the request's place on its target.
+func (f *flight) finish() {
+	f.stopDeadline()
+	f.cancel(nil)
+	f.target.served.Add(1)
+	if f.stream {
+		f.target.releaseStream()
+	} else {
+		f.target.releaseRequest()
+	}
+	if f.status == 0 {
+		f.status = http.StatusOK
+	}
+}
+
+func (f *flight) WriteHeader(code int) {
+	if f.status == 0 && code >= 200 {
+		f.status = code
+	}
+	f.ResponseWriter.WriteHeader(code)
+}
+
+func (f *flight) Write(b []byte) (int, error) {
+	if f.status == 0 {
+		f.status = http.StatusOK
+	}
+	n, err := f.ResponseWriter.Write(b)
+	f.bytes += int64(n)
+	return n, err
+}
+
+// FlushError lets ReverseProxy flush streamed responses through the wrapper.
+func (f *flight) FlushError() error {
+	return http.NewResponseController(f.ResponseWriter).Flush()
+}
+
+// Hijack hands the client connection to ReverseProxy for a protocol switch (WebSocket) and
+// counts the request as a stream from then on.
+func (f *flight) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(f.ResponseWriter).Hijack()
+	if err == nil {
+		f.status = http.StatusSwitchingProtocols
+		f.becomeStream()
+	}
+	return conn, brw, err
+}
+
+// Unwrap gives http.ResponseController the client's writer for everything else.
+func (f *flight) Unwrap() http.ResponseWriter { return f.ResponseWriter }

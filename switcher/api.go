@@ -1,0 +1,150 @@
+package switcher
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/routie/routie/health"
+)
+
+// Settings are the parts of the configuration the switcher uses. They can change while it
+// runs (Update); a switch in progress keeps the settings it started with.
+type Settings struct {
+	// Host is the host a bare port target refers to, e.g. "127.0.0.1".
+	Host string
+	// Probe says how a target is checked.
+	Probe health.Probe
+	// Interval is the time between probes of the active and standby targets and between
+	// probes of a switch's health gate.
+	Interval time.Duration
+	// Passes is how many consecutive passing probes a switch needs.
+	Passes int
+	// Wait is how long a switch waits for those passes by default.
+	Wait time.Duration
+	// DrainTimeout bounds how long in-flight requests on a retired target may run.
+	DrainTimeout time.Duration
+	// StreamGrace is how long streams on a retired target stay open.
+	StreamGrace time.Duration
+}
+
+// SwitchOptions adjust one switch.
+type SwitchOptions struct {
+	// Wait overrides Settings.Wait for this switch when positive.
+	Wait time.Duration
+	// Force skips the health gate.
+	Force bool
+	// Progress, when set, is called with each step as it happens, on the switching goroutine.
+	Progress func(Event)
+}
+
+// Event kinds, in the order a switch produces them.
+const (
+	EventProbe   = "probe"   // one probe of the health gate finished (Probe set)
+	EventSwap    = "swap"    // the new target is active (From, To set)
+	EventDrained = "drained" // the old target's in-flight requests are done (Drain set)
+)
+
+// Event is one step of a switch, for live progress.
+type Event struct {
+	Kind string    `json:"kind"`
+	At   time.Time `json:"at"`
+	// Probe is the probe's result, with the number of consecutive passes so far.
+	Probe  *health.Result `json:"probe,omitempty"`
+	Passes int           `json:"passes,omitempty"`
+	Needed int           `json:"needed,omitempty"`
+	From   string        `json:"from,omitempty"`
+	To     string        `json:"to,omitempty"`
+	Drain  *DrainReport  `json:"drain,omitempty"`
+}
+
+// DrainReport says what the retired target's drain waited for.
+type DrainReport struct {
+	// Waited is the number of HTTP requests in flight on the old target at the swap.
+	Waited int64 `json:"waited"`
+	// Cancelled is how many of them were cancelled with a 504 at drain.timeout.
+	Cancelled int64 `json:"cancelled"`
+	// Took is how long the wait lasted.
+	Took time.Duration `json:"took"`
+	// Streams is the number of streams left open on the old target for drain.streams.
+	Streams int64 `json:"streams"`
+	// Aborted is true when the old target became active again before its drain ended.
+	Aborted bool `json:"aborted,omitempty"`
+}
+
+// Report is the outcome of a switch or rollback that did not fail.
+type Report struct {
+	// From and To are the previous and the new active target.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// NoOp is true when To was already active; nothing changed.
+	NoOp bool `json:"noop,omitempty"`
+	// Forced is true when the health gate was skipped.
+	Forced bool `json:"forced,omitempty"`
+	// Drain is what the old target's drain waited for; nil for a no-op.
+	Drain *DrainReport `json:"drain,omitempty"`
+}
+
+// Status is a snapshot of the switcher.
+type Status struct {
+	Active  TargetStatus  `json:"active"`
+	Standby *TargetStatus `json:"standby,omitempty"`
+	// Draining lists retired targets that still have work in flight.
+	Draining []TargetStatus `json:"draining,omitempty"`
+	// Switching is the target a switch is health-gating now, "" when none.
+	Switching string `json:"switching,omitempty"`
+	// Since is when the active target became active.
+	Since time.Time `json:"since"`
+}
+
+// TargetStatus describes one target.
+type TargetStatus struct {
+	Addr     string         `json:"addr"`
+	Health   health.Health  `json:"health"`
+	Last     *health.Result `json:"last_probe,omitempty"`
+	InFlight int64          `json:"in_flight"`
+	Streams  int64          `json:"streams"`
+	Conns    int64          `json:"conns"`
+	Served   uint64         `json:"served"`
+}
+
+// ErrNoStandby is returned by Rollback when there is nothing to roll back to.
+var ErrNoStandby = errors.New("no standby target to roll back to: nothing was switched since routied started with an empty state")
+
+// InProgressError refuses a switch while another one is health-gating.
+type InProgressError struct{ Target string }
+
+func (e *InProgressError) Error() string {
+	return fmt.Sprintf("switch to %s in progress; wait for it to finish (or interrupt the routiectl running it) and try again", e.Target)
+}
+
+// RefusedError is a switch refused because the target did not pass its health gate.
+type RefusedError struct {
+	Target string
+	// Last is the last probe's result.
+	Last health.Result
+	// Passes is how many consecutive passes the target had reached; Needed how many it needed.
+	Passes, Needed int
+	// Wait is the time that ran out.
+	Wait time.Duration
+	// Rollback is true when a rollback was refused: its one probe of the standby failed.
+	Rollback bool
+}
+
+func (e *RefusedError) Error() string {
+	if e.Rollback {
+		return fmt.Sprintf("rollback to %s refused: the standby failed its probe (%s); start it, or use --force to switch anyway", e.Target, e.Last)
+	}
+	return fmt.Sprintf("switch to %s refused: not healthy after %s (%d of %d passes); last probe %s",
+		e.Target, e.Wait, e.Passes, e.Needed, e.Last)
+}
+
+// TargetError is a target the operator wrote that does not parse.
+type TargetError struct {
+	Input  string
+	Reason string
+}
+
+func (e *TargetError) Error() string {
+	return fmt.Sprintf("target %q: %s; write a port such as 8081, or host:port such as 127.0.0.1:8081", e.Input, e.Reason)
+}

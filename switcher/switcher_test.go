@@ -1,0 +1,394 @@
+package switcher_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/routie/routie/switcher"
+)
+
+func TestSwitchUnderLoadDropsNothing(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	st := fastSettings()
+	st.Passes = 1
+	r := newRig(t, blue.addr(), st)
+
+	const clients = 32
+	const minSwitches = 20
+	var (
+		failed   atomic.Int64
+		non2xx   atomic.Int64
+		servedBy sync.Map // app name -> *atomic.Int64
+		firstErr atomic.Value
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range clients {
+		// One keep-alive connection per client, as a browser or an app server would hold.
+		tr := &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}
+		t.Cleanup(tr.CloseIdleConnections)
+		c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		wg.Go(func() {
+			for n := 0; n < 100000; n++ { // bounded
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := c.Get(r.front.URL + "/")
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				_, _ = resp.Body.Read(make([]byte, 64))
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					non2xx.Add(1)
+				}
+				v, _ := servedBy.LoadOrStore(resp.Header.Get("X-App"), new(atomic.Int64))
+				v.(*atomic.Int64).Add(1)
+			}
+		})
+	}
+
+	start := time.Now()
+	switches := 0
+	for switches < minSwitches || time.Since(start) < 3*time.Second {
+		target := green.addr()
+		if switches%2 == 1 {
+			target = blue.addr()
+		}
+		switchTo(t, r.sw, target)
+		switches++
+		time.Sleep(50 * time.Millisecond) // let each target serve a while between switches
+	}
+	close(stop)
+	wg.Wait()
+
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d requests failed during %d switches; first: %v", n, switches, firstErr.Load())
+	}
+	if n := non2xx.Load(); n != 0 {
+		t.Errorf("%d requests got a non-2xx status", n)
+	}
+	for _, name := range []string{"blue", "green"} {
+		v, ok := servedBy.Load(name)
+		if !ok || v.(*atomic.Int64).Load() == 0 {
+			t.Errorf("%s served no requests", name)
+		}
+	}
+	t.Logf("%d switches in %s", switches, time.Since(start).Round(time.Millisecond))
+}
+
+func TestInFlightRequestFinishesOnOldTargetAcrossSwitch(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	r := newRig(t, blue.addr(), fastSettings())
+
+	type answer struct {
+		status int
+		app    string
+	}
+	held := make(chan answer, 1)
+	go func() {
+		resp, err := http.Get(r.front.URL + "/hold")
+		if err != nil {
+			held <- answer{status: -1, app: err.Error()}
+			return
+		}
+		resp.Body.Close()
+		held <- answer{resp.StatusCode, resp.Header.Get("X-App")}
+	}()
+	<-blue.held // the request is in flight on blue
+
+	swapped := make(chan struct{})
+	result := make(chan switcher.Report, 1)
+	go func() {
+		rep, err := r.sw.Switch(context.Background(), green.addr(), switcher.SwitchOptions{Progress: func(e switcher.Event) {
+			if e.Kind == switcher.EventSwap {
+				close(swapped)
+			}
+		}})
+		if err != nil {
+			t.Errorf("switch: %v", err)
+		}
+		result <- rep
+	}()
+	<-swapped
+	if status, by := get(t, http.DefaultClient, r.front.URL+"/"); status != 200 || by != "green" {
+		t.Fatalf("a request after the swap got %d from %q, want 200 from green", status, by)
+	}
+	select {
+	case <-result:
+		t.Fatal("the switch returned while a request was still in flight on the old target")
+	default:
+	}
+	close(blue.release)
+	if a := <-held; a.status != 200 || a.app != "blue" {
+		t.Fatalf("the in-flight request got %d from %q, want 200 from blue", a.status, a.app)
+	}
+	rep := <-result
+	if rep.Drain == nil || rep.Drain.Waited != 1 || rep.Drain.Cancelled != 0 {
+		t.Fatalf("drain report %+v, want it to have waited for 1 request and cancelled none", rep.Drain)
+	}
+}
+
+func TestDrainTimeoutCancelsLeftoverRequestsWith504(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	st := fastSettings()
+	st.DrainTimeout = 100 * time.Millisecond
+	r := newRig(t, blue.addr(), st)
+
+	status := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(r.front.URL + "/hold")
+		if err != nil {
+			status <- -1
+			return
+		}
+		resp.Body.Close()
+		status <- resp.StatusCode
+	}()
+	<-blue.held
+	rep := switchTo(t, r.sw, green.addr())
+	if rep.Drain == nil || rep.Drain.Cancelled != 1 {
+		t.Fatalf("drain report %+v, want 1 request cancelled at drain.timeout", rep.Drain)
+	}
+	if got := <-status; got != http.StatusGatewayTimeout {
+		t.Fatalf("the request still running at drain.timeout got %d, want 504", got)
+	}
+}
+
+func TestWebSocketOutlivesSwitchUntilStreamGraceEnds(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	st := fastSettings()
+	st.StreamGrace = 300 * time.Millisecond
+	r := newRig(t, blue.addr(), st)
+	ctx := context.Background()
+	wsURL := "ws" + strings.TrimPrefix(r.front.URL, "http") + "/ws"
+
+	old, _, err := websocket.Dial(ctx, wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.CloseNow()
+	echo := func(c *websocket.Conn, msg string) (string, error) {
+		if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			return "", err
+		}
+		_, got, err := c.Read(ctx)
+		return string(got), err
+	}
+	if got, err := echo(old, "before"); err != nil || got != "blue: before" {
+		t.Fatalf("echo before the switch: %q, %v", got, err)
+	}
+
+	rep := switchTo(t, r.sw, green.addr())
+	if rep.Drain == nil || rep.Drain.Streams != 1 {
+		t.Fatalf("drain report %+v, want 1 stream left open", rep.Drain)
+	}
+	if got, err := echo(old, "after"); err != nil || got != "blue: after" {
+		t.Fatalf("the WebSocket opened before the switch stopped echoing: %q, %v", got, err)
+	}
+	fresh, _, err := websocket.Dial(ctx, wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.CloseNow()
+	if got, err := echo(fresh, "new"); err != nil || got != "green: new" {
+		t.Fatalf("a WebSocket opened after the switch: %q, %v; want green", got, err)
+	}
+
+	readCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, _, err := old.Read(readCtx); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the old WebSocket was not closed after drain.streams: %v", err)
+	}
+	waitFor(t, "no connections left to the old target", func() bool {
+		s := r.sw.Status()
+		return s.Standby != nil && s.Standby.Conns == 0 && s.Standby.Streams == 0
+	})
+}
+
+func TestSwitchRefusedWhenTargetIsNotHealthy(t *testing.T) {
+	blue := startApp(t, "blue")
+	failing := startApp(t, "failing")
+	failing.healthy.Store(http.StatusInternalServerError)
+	for _, tc := range []struct {
+		name, target, wantInMessage string
+	}{
+		{"nothing listening", deadPort(t), "connection refused"},
+		{"answers 500", failing.addr(), "HTTP 500"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, blue.addr(), fastSettings())
+			_, err := r.sw.Switch(context.Background(), tc.target, switcher.SwitchOptions{Wait: 200 * time.Millisecond})
+			var refused *switcher.RefusedError
+			if !errors.As(err, &refused) {
+				t.Fatalf("switch to %s: got %v, want it refused", tc.target, err)
+			}
+			for _, want := range []string{tc.target, tc.wantInMessage, "200ms"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("refusal %q does not mention %q", err, want)
+				}
+			}
+			if got := r.sw.Status().Active.Addr; got != blue.addr() {
+				t.Errorf("active target is %s after a refused switch, want %s", got, blue.addr())
+			}
+			if status, by := get(t, http.DefaultClient, r.front.URL+"/"); status != 200 || by != "blue" {
+				t.Errorf("after a refused switch a request got %d from %q, want 200 from blue", status, by)
+			}
+		})
+	}
+}
+
+func TestSecondSwitchWhileGatingIsRefused(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	green.healthy.Store(http.StatusServiceUnavailable) // keeps the first switch gating
+	r := newRig(t, blue.addr(), fastSettings())
+
+	probed := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		_, err := r.sw.Switch(ctx, green.addr(), switcher.SwitchOptions{Progress: func(switcher.Event) {
+			select {
+			case probed <- struct{}{}:
+			default:
+			}
+		}})
+		done <- err
+	}()
+	<-probed
+	_, err := r.sw.Switch(context.Background(), green.addr(), switcher.SwitchOptions{})
+	var busy *switcher.InProgressError
+	if !errors.As(err, &busy) || !strings.Contains(err.Error(), "switch to "+green.addr()+" in progress") {
+		t.Fatalf("second switch: got %v, want 'switch to %s in progress'", err, green.addr())
+	}
+	if _, err := r.sw.Rollback(context.Background(), switcher.SwitchOptions{}); !errors.As(err, &busy) {
+		t.Fatalf("rollback while gating: got %v, want in progress", err)
+	}
+	cancel()
+	if err := <-done; err == nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled switch returned %v", err)
+	}
+	if _, err := r.sw.Switch(context.Background(), blue.addr(), switcher.SwitchOptions{}); err != nil {
+		t.Fatalf("a switch after the cancelled one: %v", err)
+	}
+}
+
+func TestSwitchToActiveTargetIsNoOp(t *testing.T) {
+	blue := startApp(t, "blue")
+	r := newRig(t, blue.addr(), fastSettings())
+	rep := switchTo(t, r.sw, blue.addr())
+	if !rep.NoOp {
+		t.Fatalf("report %+v, want a no-op", rep)
+	}
+}
+
+func TestRollbackReturnsTrafficToStandby(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	r := newRig(t, blue.addr(), fastSettings())
+	if _, err := r.sw.Rollback(context.Background(), switcher.SwitchOptions{}); !errors.Is(err, switcher.ErrNoStandby) {
+		t.Fatalf("rollback with no standby: got %v", err)
+	}
+	switchTo(t, r.sw, green.addr())
+	rep, err := r.sw.Rollback(context.Background(), switcher.SwitchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.To != blue.addr() {
+		t.Fatalf("rolled back to %s, want %s", rep.To, blue.addr())
+	}
+	if _, by := get(t, http.DefaultClient, r.front.URL+"/"); by != "blue" {
+		t.Fatalf("after rollback traffic goes to %q, want blue", by)
+	}
+	if s := r.sw.Status(); s.Standby == nil || s.Standby.Addr != green.addr() {
+		t.Fatalf("standby after rollback: %+v, want green", s.Standby)
+	}
+}
+
+func TestRollbackToDeadStandbyIsRefusedUnlessForced(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	r := newRig(t, blue.addr(), fastSettings())
+	switchTo(t, r.sw, green.addr())
+	blue.srv.Close()
+	_, err := r.sw.Rollback(context.Background(), switcher.SwitchOptions{})
+	var refused *switcher.RefusedError
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("rollback to a dead standby: got %v, want refused with a hint about --force", err)
+	}
+	if _, err := r.sw.Rollback(context.Background(), switcher.SwitchOptions{Force: true}); err != nil {
+		t.Fatalf("forced rollback: %v", err)
+	}
+	if got := r.sw.Status().Active.Addr; got != blue.addr() {
+		t.Fatalf("active after forced rollback: %s", got)
+	}
+}
+
+func TestRestartKeepsActiveTarget(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	store := switcher.NewStore(t.TempDir())
+	first := newRigWithStore(t, blue.addr(), fastSettings(), store)
+	switchTo(t, first.sw, green.addr())
+	first.sw.Close()
+
+	second := newRigWithStore(t, blue.addr(), fastSettings(), store)
+	s := second.sw.Status()
+	if s.Active.Addr != green.addr() || s.Standby == nil || s.Standby.Addr != blue.addr() {
+		t.Fatalf("after restart active=%s standby=%v, want active green, standby blue", s.Active.Addr, s.Standby)
+	}
+	if _, by := get(t, http.DefaultClient, second.front.URL+"/"); by != "green" {
+		t.Fatalf("after restart traffic goes to %q, want green", by)
+	}
+}
+
+func TestCorruptStateFileIsReportedAndInitialServes(t *testing.T) {
+	blue := startApp(t, "blue")
+	store := switcher.NewStore(t.TempDir())
+	if err := os.WriteFile(store.Path(), []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Load(); err == nil || !strings.Contains(err.Error(), store.Path()) {
+		t.Fatalf("loading a corrupt state file: %v, want an error naming %s", err, store.Path())
+	}
+	r := newRigWithStore(t, blue.addr(), fastSettings(), store)
+	if _, by := get(t, http.DefaultClient, r.front.URL+"/"); by != "blue" {
+		t.Fatalf("with a corrupt state file traffic goes to %q, want the initial target", by)
+	}
+}
+
+func TestParseTarget(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{"8081", "127.0.0.1:8081", ""},
+		{"10.0.0.5:8080", "10.0.0.5:8080", ""},
+		{"[::1]:8081", "[::1]:8081", ""},
+		{"app.internal:8080", "app.internal:8080", ""},
+		{"0", "", "out of range"},
+		{"70000", "", "out of range"},
+		{"eighty", "", "not a number"},
+		{"host:", "", "not a number"},
+		{":8080", "", "host is empty"},
+		{"", "", "empty"},
+	} {
+		got, err := switcher.ParseTarget(tc.in, "127.0.0.1")
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseTarget(%q) = %q, %v; want error containing %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseTarget(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
