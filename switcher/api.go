@@ -51,11 +51,11 @@ type Event struct {
 	At   time.Time `json:"at"`
 	// Probe is the probe's result, with the number of consecutive passes so far.
 	Probe  *health.Result `json:"probe,omitempty"`
-	Passes int           `json:"passes,omitempty"`
-	Needed int           `json:"needed,omitempty"`
-	From   string        `json:"from,omitempty"`
-	To     string        `json:"to,omitempty"`
-	Drain  *DrainReport  `json:"drain,omitempty"`
+	Passes int            `json:"passes,omitempty"`
+	Needed int            `json:"needed,omitempty"`
+	From   string         `json:"from,omitempty"`
+	To     string         `json:"to,omitempty"`
+	Drain  *DrainReport   `json:"drain,omitempty"`
 }
 
 // DrainReport says what the retired target's drain waited for.
