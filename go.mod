@@ -8,4 +8,8 @@ require (
 	github.com/pelletier/go-toml/v2 v2.4.3
 )
 
-require golang.org/x/sys v0.50.0 // indirect
+require (
+	github.com/lmittmann/tint v1.2.1 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/term v0.48.0 // indirect
+)
