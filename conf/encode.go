@@ -1,0 +1,111 @@
+package conf
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Encode returns c as a TOML file that sets every key, durations as "1s" and the socket mode
+// as "0660", so `routied -check` can show the configuration routied actually runs with,
+// defaults included (like `nginx -T`). Parsing the output gives back c, except for Path.
+func (c Config) Encode() []byte {
+	var b bytes.Buffer
+	b.WriteString("# The effective routie configuration: every key, defaults included.\n")
+	if c.Path != "" {
+		fmt.Fprintf(&b, "# Read from %s.\n", c.Path)
+	}
+	section := func(name string) { fmt.Fprintf(&b, "\n[%s]\n", name) }
+	str := func(key, v string) { fmt.Fprintf(&b, "%s = %s\n", key, quote(v)) }
+	integer := func(key string, v int) { fmt.Fprintf(&b, "%s = %d\n", key, v) }
+	boolean := func(key string, v bool) { fmt.Fprintf(&b, "%s = %t\n", key, v) }
+	duration := func(key string, v time.Duration) { str(key, formatDuration(v)) }
+
+	section("listen")
+	str("http", c.Listen.HTTP)
+	str("https", c.Listen.HTTPS)
+
+	section("tls")
+	str("mode", c.TLS.Mode)
+	fmt.Fprintf(&b, "domains = %s\n", formatValue(anyList(c.TLS.Domains)))
+	boolean("redirect", c.TLS.Redirect)
+	str("cert_file", c.TLS.CertFile)
+	str("key_file", c.TLS.KeyFile)
+
+	section("upstream")
+	str("host", c.Upstream.Host)
+	integer("initial", c.Upstream.Initial)
+
+	section("health")
+	str("path", c.Health.Path)
+	duration("interval", c.Health.Interval)
+	duration("timeout", c.Health.Timeout)
+	integer("passes", c.Health.Passes)
+	duration("wait", c.Health.Wait)
+	str("expect_body", c.Health.ExpectBody)
+
+	section("drain")
+	duration("timeout", c.Drain.Timeout)
+	duration("streams", c.Drain.Streams)
+
+	section("control")
+	str("socket", c.Control.Socket)
+	str("mode", formatMode(c.Control.Mode))
+
+	section("state")
+	str("dir", c.State.Dir)
+
+	section("log")
+	str("level", c.Log.Level)
+	str("format", c.Log.Format)
+	boolean("access", c.Log.Access)
+	return b.Bytes()
+}
+
+// quote writes s as a TOML basic string. strconv.Quote is close but not the same: TOML has no
+// \x or \a escapes.
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch r {
+		case '"':
+			b.WriteString(`\"`)
+		case '\\':
+			b.WriteString(`\\`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		default:
+			if r < 0x20 || r == 0x7f {
+				fmt.Fprintf(&b, `\u%04X`, r)
+			} else {
+				b.WriteRune(r)
+			}
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// formatDuration writes d as the operator would: "2m" rather than Go's "2m0s".
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// formatMode writes m in octal with a leading 0, as chmod takes it: "0660".
+func formatMode(m os.FileMode) string {
+	return fmt.Sprintf("0%03o", uint32(m))
+}

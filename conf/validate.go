@@ -1,0 +1,184 @@
+package conf
+
+import (
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Validate reports every rule c breaks, each as an *Error naming the key, the value and a fix.
+// Parse and Load already validate; Validate is for a Config built or changed in code. Its
+// errors name c.Path but no line.
+func (c Config) Validate() error {
+	s := &source{name: c.Path, reported: map[string]bool{}}
+	s.validate(c)
+	return joinErrors(s.errs)
+}
+
+// validate checks the rules no single value's type can express: ranges, required keys, and
+// keys that only make sense together. Fixes quote the default as an example.
+func (s *source) validate(c Config) {
+	def := Default()
+
+	s.listenAddress("listen.http", c.Listen.HTTP, def.Listen.HTTP)
+	s.listenAddress("listen.https", c.Listen.HTTPS, def.Listen.HTTPS)
+	switch {
+	case c.Listen.HTTP == "" && c.Listen.HTTPS == "":
+		s.fail("listen", `listen.http and listen.https are both ""; set at least one, such as http = %s`, quote(def.Listen.HTTP))
+	case c.Listen.HTTP == c.Listen.HTTPS:
+		// Caught here because the bind error at startup ("address already in use") sends
+		// the operator looking for another process.
+		s.fail("listen.https", "%s is listen.http's address too; give HTTPS its own port, such as %s",
+			s.shown("listen.https", quote(c.Listen.HTTPS)), quote(def.Listen.HTTPS))
+	}
+
+	s.tls(c, def)
+
+	if c.Upstream.Host == "" {
+		s.fail("upstream.host", `"" is empty; write the host the app listens on, such as %s`, quote(def.Upstream.Host))
+	}
+	if c.Upstream.Initial < 1 || c.Upstream.Initial > 65535 {
+		s.fail("upstream.initial", "%s is not a port; write a port from 1 to 65535, such as %d",
+			s.shown("upstream.initial", strconv.Itoa(c.Upstream.Initial)), def.Upstream.Initial)
+	}
+
+	switch {
+	case c.Health.Path == "":
+		s.fail("health.path", `"" is empty; write the path to probe, such as %s`, quote(def.Health.Path))
+	case !strings.HasPrefix(c.Health.Path, "/"):
+		s.fail("health.path", `%s does not start with "/"; write %s`, s.shown("health.path", quote(c.Health.Path)), quote("/"+c.Health.Path))
+	}
+	s.positive("health.interval", c.Health.Interval, def.Health.Interval)
+	s.positive("health.timeout", c.Health.Timeout, def.Health.Timeout)
+	if c.Health.Passes < 1 {
+		s.fail("health.passes", "%s is less than 1; write how many probes in a row must pass, such as %d",
+			s.shown("health.passes", strconv.Itoa(c.Health.Passes)), def.Health.Passes)
+	}
+	s.positive("health.wait", c.Health.Wait, def.Health.Wait)
+
+	s.positive("drain.timeout", c.Drain.Timeout, def.Drain.Timeout)
+	if c.Drain.Streams < 0 {
+		s.fail("drain.streams", `%s is negative; write "0s" to close streams at once, or a grace period such as %s`,
+			s.shown("drain.streams", quote(formatDuration(c.Drain.Streams))), quote(formatDuration(def.Drain.Streams)))
+	}
+
+	if c.Control.Socket == "" {
+		s.fail("control.socket", `"" is empty; write the socket's path, such as %s`, quote(def.Control.Socket))
+	}
+	if c.Control.Mode&^0o777 != 0 {
+		s.fail("control.mode", "%s has bits outside 0777 (setuid, setgid, sticky or a file type); write permission bits only, such as %s",
+			s.shown("control.mode", quote(formatMode(c.Control.Mode))), quote(formatMode(def.Control.Mode)))
+	}
+
+	if c.State.Dir == "" {
+		s.fail("state.dir", `"" is empty; write a directory routied can write to, such as %s`, quote(def.State.Dir))
+	}
+
+	s.oneOf("log.level", c.Log.Level, "a log level", "debug", "info", "warn", "error")
+	s.oneOf("log.format", c.Log.Format, "a log format", "auto", "text", "json")
+}
+
+// tls checks the [tls] table against the HTTPS listener it serves.
+func (s *source) tls(c Config, def Config) {
+	mode := quote(c.TLS.Mode)
+	switch c.TLS.Mode {
+	case TLSSelfSigned:
+		if len(c.TLS.Domains) == 0 {
+			s.fail("tls.domains", `[] is empty, but tls.mode = "self-signed" needs a name for the certificate; write %s`,
+				formatValue(anyList(def.TLS.Domains)))
+		}
+	case TLSFiles:
+		if c.TLS.CertFile == "" {
+			s.fail("tls.cert_file", `%s, but tls.mode = "files" needs it; write the path of the PEM certificate (chain)`, s.unset("tls.cert_file"))
+		}
+		if c.TLS.KeyFile == "" {
+			s.fail("tls.key_file", `%s, but tls.mode = "files" needs it; write the path of the PEM private key`, s.unset("tls.key_file"))
+		}
+	case TLSOff:
+		if c.Listen.HTTPS != "" {
+			https := quote(c.Listen.HTTPS)
+			if _, ok := s.pos["listen.https"]; !ok {
+				https += " (the default)"
+			}
+			s.fail("tls.mode", `"off" leaves no certificate for listen.https = %s; set listen.https = "" or pick a tls mode (%s or %s)`,
+				https, quote(TLSSelfSigned), quote(TLSFiles))
+		}
+	default:
+		s.oneOf("tls.mode", c.TLS.Mode, "a tls mode", TLSSelfSigned, TLSFiles, TLSOff)
+	}
+	if slices.Contains(c.TLS.Domains, "") {
+		s.fail("tls.domains", `%s lists an empty name; remove it`, s.shown("tls.domains", formatValue(anyList(c.TLS.Domains))))
+	}
+	// A certificate file that is silently not served is found by users, not at startup.
+	// (When tls.mode itself is refused, its error is the one to fix first.)
+	if (c.TLS.Mode == TLSSelfSigned || c.TLS.Mode == TLSOff) && !s.reported["tls.mode"] {
+		for _, k := range []struct{ key, value string }{{"tls.cert_file", c.TLS.CertFile}, {"tls.key_file", c.TLS.KeyFile}} {
+			if k.value != "" {
+				s.fail(k.key, `%s is set, but tls.mode = %s does not use it; set tls.mode = "files" to serve it, or remove %s`,
+					s.shown(k.key, quote(k.value)), mode, k.key)
+			}
+		}
+	}
+}
+
+// listenAddress checks a listen address: "" (off) or host:port with a numeric port 1-65535.
+func (s *source) listenAddress(key, addr, example string) {
+	if addr == "" {
+		return
+	}
+	shown := s.shown(key, quote(addr))
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		fix := quote(example)
+		if isDecimal(addr) {
+			fix = quote(":" + addr)
+		}
+		s.fail(key, `%s is not host:port; write %s, or "" to turn this listener off`, shown, fix)
+		return
+	}
+	_, examplePort, _ := net.SplitHostPort(example)
+	fix := quote(net.JoinHostPort(host, examplePort))
+	n, err := strconv.Atoi(port)
+	switch {
+	case err != nil:
+		s.fail(key, "%s has port %s, which is not a number; write a port number, such as %s", shown, quote(port), fix)
+	case n < 1 || n > 65535:
+		s.fail(key, "%s has port %d, outside 1-65535; write a port in that range, such as %s", shown, n, fix)
+	}
+}
+
+// unset words an empty string key for a message: `"" is empty` when the file writes it so,
+// "is not set" when the file leaves it out.
+func (s *source) unset(key string) string {
+	if _, ok := s.pos[key]; ok {
+		return `"" is empty`
+	}
+	return "is not set"
+}
+
+// positive checks a duration that must be more than zero.
+func (s *source) positive(key string, d, example time.Duration) {
+	if d <= 0 {
+		s.fail(key, "%s is not more than zero; write a duration such as %s", s.shown(key, quote(formatDuration(d))), quote(formatDuration(example)))
+	}
+}
+
+// oneOf checks a value against its choices, suggesting the one meant when it is close
+// ("INFO", "warning", "selfsigned").
+func (s *source) oneOf(key, v, what string, choices ...string) {
+	if slices.Contains(choices, v) {
+		return
+	}
+	shown := s.shown(key, quote(v))
+	if c, ok := closest(strings.ToLower(v), choices); ok {
+		s.fail(key, "%s is not %s; write %s", shown, what, quote(c))
+		return
+	}
+	quoted := make([]string, len(choices))
+	for i, c := range choices {
+		quoted[i] = quote(c)
+	}
+	s.fail(key, "%s is not %s; write %s", shown, what, orList(quoted))
+}
