@@ -60,3 +60,16 @@ func (s *State) Last() (Result, bool) {
 	}
 	return *r, true
 }
+
+// UnmarshalText reads the word MarshalText writes, so a status read back from JSON keeps it.
+func (h *Health) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "up":
+		*h = Up
+	case "down":
+		*h = Down
+	default:
+		*h = Unknown
+	}
+	return nil
+}

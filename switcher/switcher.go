@@ -131,12 +131,14 @@ func (s *Switcher) Switch(ctx context.Context, target string, opts SwitchOptions
 		if opts.Wait > 0 {
 			wait = opts.Wait
 		}
-		if err := s.gate(ctx, addr, st, wait, opts.Progress); err != nil {
+		last, err := s.gate(ctx, addr, st, wait, opts.Progress)
+		if err != nil {
 			s.endGate()
 			return Report{}, err
 		}
+		return s.swap(ctx, addr, st, opts, &last)
 	}
-	return s.swap(ctx, addr, st, opts)
+	return s.swap(ctx, addr, st, opts, nil)
 }
 
 // Rollback makes the standby active again. Unlike a switch it does not wait for several
@@ -165,7 +167,7 @@ func (s *Switcher) Rollback(ctx context.Context, opts SwitchOptions) (Report, er
 			return Report{}, &RefusedError{Target: addr, Last: r, Passes: 0, Needed: 1, Rollback: true}
 		}
 	}
-	return s.swap(ctx, addr, st, opts)
+	return s.swap(ctx, addr, st, opts, nil)
 }
 
 func passes(r health.Result) int {
@@ -182,7 +184,8 @@ func (s *Switcher) endGate() {
 }
 
 // gate probes addr every interval until it passes st.Passes times in a row or wait runs out.
-func (s *Switcher) gate(ctx context.Context, addr string, st Settings, wait time.Duration, progress func(Event)) error {
+// It returns the last, passing, probe.
+func (s *Switcher) gate(ctx context.Context, addr string, st Settings, wait time.Duration, progress func(Event)) (health.Result, error) {
 	gateCtx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	tick := time.NewTicker(st.Interval)
@@ -192,11 +195,11 @@ func (s *Switcher) gate(ctx context.Context, addr string, st Settings, wait time
 	for {
 		r := s.probe(gateCtx, addr, st)
 		if ctx.Err() != nil {
-			return fmt.Errorf("switch to %s cancelled before it was healthy: %w", addr, ctx.Err())
+			return last, fmt.Errorf("switch to %s cancelled before it was healthy: %w", addr, ctx.Err())
 		}
 		if gateCtx.Err() != nil && !last.At.IsZero() {
 			// The wait ran out during this probe and cut it short; the one before says more.
-			return &RefusedError{Target: addr, Last: last, Passes: passes, Needed: st.Passes, Wait: wait}
+			return last, &RefusedError{Target: addr, Last: last, Passes: passes, Needed: st.Passes, Wait: wait}
 		}
 		last = r
 		if last.Passed {
@@ -206,15 +209,15 @@ func (s *Switcher) gate(ctx context.Context, addr string, st Settings, wait time
 		}
 		emit(progress, Event{Kind: EventProbe, Probe: &last, Passes: passes, Needed: st.Passes})
 		if passes >= st.Passes {
-			return nil
+			return last, nil
 		}
 		select {
 		case <-tick.C:
 		case <-gateCtx.Done():
 			if ctx.Err() != nil {
-				return fmt.Errorf("switch to %s cancelled before it was healthy: %w", addr, ctx.Err())
+				return last, fmt.Errorf("switch to %s cancelled before it was healthy: %w", addr, ctx.Err())
 			}
-			return &RefusedError{Target: addr, Last: last, Passes: passes, Needed: st.Passes, Wait: wait}
+			return last, &RefusedError{Target: addr, Last: last, Passes: passes, Needed: st.Passes, Wait: wait}
 		}
 	}
 }
@@ -232,14 +235,17 @@ func (s *Switcher) probe(ctx context.Context, addr string, st Settings) health.R
 }
 
 // swap makes addr active in one atomic step, records the new state and waits for the old
-// target's in-flight requests.
-func (s *Switcher) swap(ctx context.Context, addr string, st Settings, opts SwitchOptions) (Report, error) {
+// target's in-flight requests. gated is the health gate's last probe, if there was one.
+func (s *Switcher) swap(ctx context.Context, addr string, st Settings, opts SwitchOptions, gated *health.Result) (Report, error) {
 	s.mu.Lock()
 	next, err := s.entryFor(addr)
 	if err != nil {
 		s.gating = ""
 		s.mu.Unlock()
 		return Report{}, &TargetError{Input: addr, Reason: err.Error()}
+	}
+	if gated != nil {
+		next.health.Record(*gated)
 	}
 	old, dropped := s.active, s.standby
 	if next.drain != nil {

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/routie/routie/health"
+	"github.com/routie/routie/switcher"
+)
+
+const statusUsage = `Usage: routiectl status [--json]
+
+Show the active target, the standby (what routiectl rollback returns to), targets still
+draining, and any switch that is health-gating: each with its health, the last probe,
+and its requests in flight, streams, connections and requests served.
+
+If routied is still starting, status waits up to a second for its socket.
+
+Flags:
+  --json           print routied's JSON answer as it is, for scripts
+  --socket PATH    routied's control socket
+                   (default $ROUTIE_SOCKET, else /run/routie/control.sock)
+
+Exit status: 0 shown, 1 routied unreachable or failed, 2 usage error.
+
+Example, the active target's address in a script:
+  routiectl status --json | jq -r .active.addr
+`
+
+func runStatus(ctx context.Context, c *cli, args []string) error {
+	fs := c.flagSet("status")
+	asJSON := fs.Bool("json", false, "")
+	args, err := c.parse(fs, args, statusUsage)
+	if err != nil {
+		return err
+	}
+	if len(args) > 0 {
+		return &usageError{message: fmt.Sprintf("status takes no arguments, got %q", args), hint: "routiectl status, or routiectl health TARGET for one target"}
+	}
+	if *asJSON {
+		raw, err := c.client().StatusJSON(ctx)
+		if err != nil {
+			return err
+		}
+		c.stdout.Write(raw)
+		if !bytes.HasSuffix(raw, []byte("\n")) {
+			fmt.Fprintln(c.stdout)
+		}
+		return nil
+	}
+	s, err := c.client().Status(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	c.target("active", s.Active, s.Since, now)
+	if s.Standby != nil {
+		c.target("standby", *s.Standby, time.Time{}, now)
+	} else {
+		fmt.Fprintf(c.stdout, "%-9s none: nothing to roll back to yet\n", "standby")
+	}
+	for _, d := range s.Draining {
+		c.target("draining", d, time.Time{}, now)
+	}
+	if s.Switching != "" {
+		fmt.Fprintf(c.stdout, "%-9s %s: health gate running\n", "switching", s.Switching)
+	}
+	fmt.Fprintf(c.stdout, "%-9s %s\n", "routied", s.Version)
+	return nil
+}
+
+// target prints one target in three lines:
+//
+//	active    127.0.0.1:8081  up  since 2025-03-04 05:06:07 (3m12s ago)
+//	          3 in flight, 0 streams, 12 connections, 1234 served
+//	          last probe 2s ago: passed: HTTP 200 in 2ms
+func (c *cli) target(role string, t switcher.TargetStatus, since, now time.Time) {
+	line := fmt.Sprintf("%-9s %s  %s", role, t.Addr, c.verdict(t.Health == health.Up, t.Health.String()))
+	if t.Health == health.Unknown {
+		line = fmt.Sprintf("%-9s %s  %s", role, t.Addr, c.paint(yellow, t.Health.String()))
+	}
+	if !since.IsZero() {
+		line += fmt.Sprintf("  since %s (%s ago)", since.Local().Format(time.DateTime), now.Sub(since).Round(time.Second))
+	}
+	fmt.Fprintln(c.stdout, line)
+	fmt.Fprintf(c.stdout, "%-9s %d in flight, %d streams, %d connections, %d served\n", "", t.InFlight, t.Streams, t.Conns, t.Served)
+	if t.Last != nil {
+		word := "failed"
+		if t.Last.Passed {
+			word = "passed"
+		}
+		fmt.Fprintf(c.stdout, "%-9s last probe %s ago: %s: %s\n", "", now.Sub(t.Last.At).Round(time.Second), c.verdict(t.Last.Passed, word), t.Last.Detail)
+	}
+}

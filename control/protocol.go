@@ -1,0 +1,107 @@
+// Package control is routied's control protocol: HTTP+JSON on a unix socket, served by the
+// daemon (NewServer, Listen) and spoken by routiectl and tests through the one Client.
+//
+// Routes, all under http://routie (the host is ignored):
+//
+//	GET  /v1/status    StatusResponse
+//	POST /v1/switch    SwitchRequest   → NDJSON stream of StreamLine
+//	POST /v1/rollback  RollbackRequest → NDJSON stream of StreamLine (empty body allowed)
+//	POST /v1/health    HealthRequest   → health.Result (a failed probe is still 200)
+//	GET  /v1/version   VersionResponse
+//
+// so that, for example, `curl --unix-socket /run/routie/control.sock http://routie/v1/status`
+// works. Errors are {"error": Error}; the doc of Error maps them to status codes.
+package control
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/routie/routie/switcher"
+)
+
+// Version is the routie version, reported by GET /v1/version and by routiectl. Set it at build
+// time: go build -ldflags "-X github.com/routie/routie/control.Version=1.2.3". Default "dev".
+var Version = "dev"
+
+// Route paths.
+const (
+	PathStatus   = "/v1/status"
+	PathSwitch   = "/v1/switch"
+	PathRollback = "/v1/rollback"
+	PathHealth   = "/v1/health"
+	PathVersion  = "/v1/version"
+)
+
+// SwitchRequest is the body of POST /v1/switch: {"target":"8081","wait":"30s","force":false}.
+type SwitchRequest struct {
+	// Target is a port ("8081") or host:port ("127.0.0.1:8081"). Required.
+	Target string `json:"target"`
+	// Wait overrides health.wait for this switch when positive, e.g. "30s" on the wire.
+	// Default 0: use health.wait.
+	Wait Duration `json:"wait,omitempty"`
+	// Force skips the health gate. Default false.
+	Force bool `json:"force,omitempty"`
+}
+
+// RollbackRequest is the body of POST /v1/rollback: {"force":false}. An empty body is the
+// zero value.
+type RollbackRequest struct {
+	// Force skips the probe of the standby. Default false.
+	Force bool `json:"force,omitempty"`
+}
+
+// HealthRequest is the body of POST /v1/health: {"target":"8081"}.
+type HealthRequest struct {
+	// Target is a port ("8081") or host:port ("127.0.0.1:8081"). Required.
+	Target string `json:"target"`
+}
+
+// StatusResponse is the answer to GET /v1/status: the switcher's status and the daemon's
+// version.
+type StatusResponse struct {
+	switcher.Status
+	// Version is the daemon's Version.
+	Version string `json:"version"`
+}
+
+// VersionResponse is the answer to GET /v1/version.
+type VersionResponse struct {
+	// Version is the daemon's Version.
+	Version string `json:"version"`
+	// Go is the Go release the daemon was built with, e.g. "go1.26.0".
+	Go string `json:"go"`
+}
+
+// StreamLine is one line of the NDJSON answer to a switch or rollback. Exactly one field is
+// set: an Event for every step as it happens, then either Result or Error as the last line.
+// A plain (non-streamed) error answer has the same shape with only Error set.
+type StreamLine struct {
+	Event  *switcher.Event  `json:"event,omitempty"`
+	Result *switcher.Report `json:"result,omitempty"`
+	Error  *Error           `json:"error,omitempty"`
+}
+
+// Duration is a time.Duration that reads and writes as a Go duration string ("30s", "2m").
+type Duration time.Duration
+
+// MarshalText writes d as time.Duration.String does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return &durationError{input: string(b)}
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// durationError is a wait that does not parse; the handler turns it into a 400 that says what
+// to write instead.
+type durationError struct{ input string }
+
+func (e *durationError) Error() string {
+	return fmt.Sprintf("%q is not a duration; write a number with a unit, such as \"30s\" or \"2m\"", e.input)
+}
