@@ -151,9 +151,14 @@ func TestConfigEditsApplyLiveAndInvalidOnesAreRefused(t *testing.T) {
 	plain := fmt.Sprintf("http://127.0.0.1:%d/?x=1", d.httpPort)
 	client := httpsClient()
 
-	status, _, _ := fetch(t, client, plain)
-	if status != http.StatusPermanentRedirect {
-		t.Fatalf("plain HTTP with tls.redirect on: %d, want 308", status)
+	resp, err := client.Get(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	wantLocation := fmt.Sprintf("https://127.0.0.1:%d/?x=1", d.httpsPort)
+	if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != wantLocation {
+		t.Fatalf("plain HTTP with tls.redirect on: %d to %q, want 308 to %s", resp.StatusCode, resp.Header.Get("Location"), wantLocation)
 	}
 
 	// A valid edit, saved the way editors do: a new file renamed over the old one.
