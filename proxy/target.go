@@ -33,7 +33,7 @@ const (
 // in flight on it, so that retiring it can wait for exactly that work.
 type Target struct {
 	addr      string
-	transport *http.Transport
+	transport *fastTransport
 	rp        *httputil.ReverseProxy
 
 	// inflight counts HTTP requests being served by this target; streams counts requests that
@@ -228,25 +228,31 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
-func newTransport(t *Target) *http.Transport {
+func newTransport(t *Target) *fastTransport {
 	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dialer.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			t.conns.Add(1)
-			return &countedConn{Conn: c, n: &t.conns}, nil
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		t.conns.Add(1)
+		return &countedConn{Conn: c, n: &t.conns}, nil
+	}
+	return &fastTransport{
+		dial:    func(ctx context.Context) (net.Conn, error) { return dial(ctx, "tcp", t.addr) },
+		maxIdle: maxIdlePerTarget,
+		idleFor: upstreamIdle,
+		fallback: &http.Transport{
+			DialContext:           dial,
+			MaxIdleConns:          0, // no global cap; per target below
+			MaxIdleConnsPerHost:   maxIdlePerTarget,
+			IdleConnTimeout:       upstreamIdle,
+			ExpectContinueTimeout: time.Second,
+			// Pass the client's Accept-Encoding through untouched; the app decides.
+			DisableCompression: true,
+			// The upstream side stays HTTP/1.1.
+			ForceAttemptHTTP2: false,
 		},
-		MaxIdleConns:          0, // no global cap; per target below
-		MaxIdleConnsPerHost:   maxIdlePerTarget,
-		IdleConnTimeout:       upstreamIdle,
-		ExpectContinueTimeout: time.Second,
-		// Pass the client's Accept-Encoding through untouched; the app decides compression.
-		DisableCompression: true,
-		// The upstream side stays HTTP/1.1.
-		ForceAttemptHTTP2: false,
 	}
 }
 

@@ -138,7 +138,7 @@ func TestInFlightRequestFinishesOnOldTargetAcrossSwitch(t *testing.T) {
 	}
 	rep := <-result
 	if rep.Drain == nil || rep.Drain.Waited != 1 || rep.Drain.Cancelled != 0 {
-		t.Fatalf("drain report %+v, want it to have waited for 1 request and cancelled none", rep.Drain)
+		t.Fatalf("drain report %+v (switch %s -> %s; blue is %s), want it to have waited for 1 request and cancelled none", rep.Drain, rep.From, rep.To, blue.addr())
 	}
 }
 
