@@ -29,6 +29,9 @@ func (p *Proxy) serveError(w http.ResponseWriter, r *http.Request, err error) {
 		target = f.target.addr
 	}
 	cause := context.Cause(r.Context())
+	if f != nil {
+		f.failed = true
+	}
 	switch {
 	case errors.Is(cause, ErrDrainDeadline):
 		p.log.Warn("request cancelled at the drain deadline", "target", target, "method", r.Method, "path", r.URL.Path)
@@ -37,9 +40,11 @@ func (p *Proxy) serveError(w http.ResponseWriter, r *http.Request, err error) {
 		p.log.Info("stream closed at the end of its grace window", "target", target, "path", r.URL.Path)
 		p.writeError(w, http.StatusGatewayTimeout)
 	case r.Context().Err() != nil:
-		// The client went away; there is nobody to answer.
+		// The client went away; there is nobody to answer, and nothing to hold against
+		// the target.
 		if f != nil {
 			f.status = statusClientGone
+			f.failed = false
 		}
 	default:
 		p.log.Warn("upstream failed", "target", target, "method", r.Method, "path", r.URL.Path, "err", describe(err))

@@ -19,6 +19,7 @@ type flight struct {
 	status int
 	bytes  int64
 	stream bool
+	failed bool // routie answered for the target (502, 504)
 	cancel context.CancelCauseFunc
 	// stopDeadline unregisters the request from the generation context whose cancellation
 	// would end it: the requests' one, or the streams' one once it became a stream.
@@ -50,18 +51,20 @@ func (f *flight) becomeStream() {
 	f.target.releaseRequest()
 }
 
-// finish lets go of the request's place on its target.
+// finish lets go of the request's place on its target and counts its answer.
 func (f *flight) finish() {
 	f.stopDeadline()
 	f.cancel(nil)
-	f.target.served.Add(1)
+	if f.status == 0 {
+		f.status = http.StatusOK
+	}
+	if f.status != statusClientGone {
+		f.target.stats.observe(f.status, time.Since(f.start), f.stream, f.failed)
+	}
 	if f.stream {
 		f.target.releaseStream()
 	} else {
 		f.target.releaseRequest()
-	}
-	if f.status == 0 {
-		f.status = http.StatusOK
 	}
 }
 

@@ -42,7 +42,7 @@ type Target struct {
 	inflight atomic.Int64
 	streams  atomic.Int64
 	conns    atomic.Int64 // upstream connections open now
-	served   atomic.Uint64
+	stats    Stats
 	// draining makes the last request out signal requestsIdle/streamsIdle; channels have
 	// room for one token so a signal is never lost and never blocks the request path.
 	draining     atomic.Bool
@@ -86,7 +86,16 @@ func (t *Target) Streams() int64 { return t.streams.Load() }
 func (t *Target) Conns() int64 { return t.conns.Load() }
 
 // Served returns the number of requests the target has answered or failed since it was made.
-func (t *Target) Served() uint64 { return t.served.Load() }
+func (t *Target) Served() uint64 {
+	var n uint64
+	for i := range t.stats.classes {
+		n += t.stats.classes[i].Load()
+	}
+	return n
+}
+
+// Stats returns the target's answer counters and latency histogram.
+func (t *Target) Stats() StatsSnapshot { return t.stats.Snapshot() }
 
 func (t *Target) releaseRequest() {
 	if t.inflight.Add(-1) == 0 && t.draining.Load() {

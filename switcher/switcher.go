@@ -254,6 +254,8 @@ func (s *Switcher) swap(ctx context.Context, addr string, st Settings, opts Swit
 		next.drain = nil
 	}
 	s.proxy.SetActive(next.target)
+	// What the old target still serves at the swap: the requests its drain waits for.
+	waited := old.target.InFlight()
 	s.active, s.standby, s.since = next, old, time.Now()
 	if dropped != nil && dropped != next && dropped != old && dropped.drain == nil {
 		s.forget(dropped)
@@ -262,11 +264,11 @@ func (s *Switcher) swap(ctx context.Context, addr string, st Settings, opts Swit
 	if err := s.store.Save(Saved{Active: next.target.Addr(), Standby: old.target.Addr(), Updated: s.since}); err != nil {
 		s.log.Error("switched, but the new state was not saved: a restart would serve the old target", "err", err)
 	}
-	drained := s.retire(old, st)
+	drained := s.retire(old, st, waited)
 	s.mu.Unlock()
 
 	from, to := old.target.Addr(), next.target.Addr()
-	s.log.Info("switched", "from", from, "to", to, "forced", opts.Force, "in_flight_on_old", old.target.InFlight())
+	s.log.Info("switched", "from", from, "to", to, "forced", opts.Force, "in_flight_on_old", waited)
 	emit(opts.Progress, Event{Kind: EventSwap, From: from, To: to})
 	report := Report{From: from, To: to, Forced: opts.Force}
 	select {
@@ -280,8 +282,9 @@ func (s *Switcher) swap(ctx context.Context, addr string, st Settings, opts Swit
 }
 
 // retire starts draining old in the background and returns a channel that receives the
-// report once its HTTP requests are done. Call with mu held.
-func (s *Switcher) retire(old *entry, st Settings) <-chan DrainReport {
+// report once its HTTP requests are done; waited is how many were in flight at the swap.
+// Call with mu held.
+func (s *Switcher) retire(old *entry, st Settings, waited int64) <-chan DrainReport {
 	ctx, cancel := context.WithCancel(s.stop)
 	token := &drainToken{cancel: cancel}
 	old.drain = token
@@ -292,7 +295,7 @@ func (s *Switcher) retire(old *entry, st Settings) <-chan DrainReport {
 		defer cancel()
 		t := old.target
 		r := t.Drain(ctx, st.DrainTimeout)
-		report := DrainReport{Waited: r.Waited, Cancelled: r.Cancelled, Took: r.Took, Streams: t.Streams(), Aborted: r.Aborted}
+		report := DrainReport{Waited: max(waited, r.Waited), Cancelled: r.Cancelled, Took: r.Took, Streams: t.Streams(), Aborted: r.Aborted}
 		done <- report
 		if r.Aborted {
 			return
@@ -300,7 +303,7 @@ func (s *Switcher) retire(old *entry, st Settings) <-chan DrainReport {
 		if r.Cancelled > 0 {
 			s.log.Warn("drain timeout: cancelled requests on the old target", "target", t.Addr(), "cancelled", r.Cancelled, "drain_timeout", st.DrainTimeout)
 		}
-		s.log.Info("drained", "target", t.Addr(), "waited_for", r.Waited, "took", r.Took.Round(time.Millisecond), "streams_left", report.Streams)
+		s.log.Info("drained", "target", t.Addr(), "waited_for", report.Waited, "took", r.Took.Round(time.Millisecond), "streams_left", report.Streams)
 		if closed := t.DrainStreams(ctx, st.StreamGrace); closed > 0 {
 			s.log.Info("closed streams at the end of drain.streams", "target", t.Addr(), "closed", closed, "drain_streams", st.StreamGrace)
 		}
