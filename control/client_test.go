@@ -60,6 +60,7 @@ func TestClientSaysToRunAsRootOrJoinTheGroupWhenDenied(t *testing.T) {
 }
 
 func TestStatusRetriesWhileRoutiedStarts(t *testing.T) {
+	blue := startApp(t)
 	path := socketPath(t)
 	c := NewClient(path)
 	c.statusRetry = time.Minute // the test, not the deadline, decides when routied is up
@@ -84,7 +85,7 @@ func TestStatusRetriesWhileRoutiedStarts(t *testing.T) {
 	}()
 
 	<-firstFailure
-	startDaemonAt(t, path, &fakeSwitcher{})
+	newRigAt(t, path, blue.addr())
 	a := <-done
 	if a.err != nil {
 		t.Fatalf("Status after routied came up: %v", a.err)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,62 +18,89 @@ import (
 	"github.com/routie/routie/switcher"
 )
 
-var at = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
-
-// deploy is the events of a switch from 8080 to 8081, as the switcher reports them.
-func deploy() []switcher.Event {
-	return []switcher.Event{
-		{Kind: switcher.EventProbe, At: at, Passes: 1, Needed: 2,
-			Probe: &health.Result{Target: "127.0.0.1:8081", Passed: true, Status: 200, Detail: "HTTP 200 in 2ms", Took: 2 * time.Millisecond, At: at}},
-		{Kind: switcher.EventProbe, At: at.Add(time.Second), Passes: 2, Needed: 2,
-			Probe: &health.Result{Target: "127.0.0.1:8081", Passed: true, Status: 200, Detail: "HTTP 200 in 1ms", Took: time.Millisecond, At: at.Add(time.Second)}},
-		{Kind: switcher.EventSwap, At: at.Add(time.Second), From: "127.0.0.1:8080", To: "127.0.0.1:8081"},
-		{Kind: switcher.EventDrained, At: at.Add(2 * time.Second), From: "127.0.0.1:8080",
-			Drain: &switcher.DrainReport{Waited: 3, Took: 410 * time.Millisecond, Streams: 2}},
-	}
-}
-
-func deployReport() switcher.Report {
-	return switcher.Report{From: "127.0.0.1:8080", To: "127.0.0.1:8081",
-		Drain: &switcher.DrainReport{Waited: 3, Took: 410 * time.Millisecond, Streams: 2}}
-}
-
 func TestStatusReturnsTheSwitcherStatusAndTheDaemonVersion(t *testing.T) {
-	want := switcher.Status{
-		Active: switcher.TargetStatus{Addr: "127.0.0.1:8081", Health: health.Up, InFlight: 3, Conns: 12,
-			Served: 1<<62 + 1, // beyond float64 precision: must survive decoding exactly
-			Last:   &health.Result{Target: "127.0.0.1:8081", Passed: true, Status: 200, Detail: "HTTP 200 in 2ms", Took: 2 * time.Millisecond, At: at}},
-		Standby:  &switcher.TargetStatus{Addr: "127.0.0.1:8080", Health: health.Down},
-		Draining: []switcher.TargetStatus{{Addr: "127.0.0.1:8079", Health: health.Unknown, InFlight: 1}},
-		Since:    at,
-	}
-	d := startDaemon(t, &fakeSwitcher{status: want})
+	retired, standby, active, next := startApp(t), startApp(t), startApp(t), startApp(t)
+	next.health.Store(http.StatusServiceUnavailable) // the switch to it keeps gating
+	r := newRig(t, retired)
 
-	got, err := d.client.Status(t.Context())
+	// retired is switched away from while it serves a request, and left draining it.
+	r.hold(t, retired)
+	ctx, leave := context.WithCancel(t.Context())
+	defer leave()
+	if _, err := r.sw.Switch(ctx, standby.port(), switcher.SwitchOptions{Progress: func(ev switcher.Event) {
+		if ev.Kind == switcher.EventSwap {
+			leave() // as a routiectl interrupted after the swap: the drain goes on without it
+		}
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.sw.Switch(t.Context(), active.port(), switcher.SwitchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The standby's app stops; a probe sees it.
+	standby.srv.Close()
+	if res, err := r.sw.Probe(t.Context(), standby.port()); err != nil || res.Passed {
+		t.Fatalf("probe of the stopped standby: %+v, %v", res, err)
+	}
+	r.gating(t, next)
+
+	want := r.sw.Status()
+	if want.Active.Health != health.Up || want.Active.Last == nil || want.Standby == nil || want.Standby.Health != health.Down ||
+		len(want.Draining) != 1 || want.Draining[0].InFlight != 1 || want.Switching != next.addr() {
+		t.Fatalf("the switcher is not in the state this test needs: %+v", want)
+	}
+	got, err := r.client.Status(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got.Status, want) {
+	if !reflect.DeepEqual(onTheWire(got.Status), onTheWire(want)) {
 		t.Errorf("status:\n got %+v\nwant %+v", got.Status, want)
 	}
 	if got.Version != Version {
 		t.Errorf("version %q, want %q", got.Version, Version)
 	}
 
-	resp, body := d.raw(t, http.MethodGet, PathStatus, "")
+	resp, body := r.raw(t, http.MethodGet, PathStatus, "")
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
 		t.Errorf("GET %s: %s %s", PathStatus, resp.Status, resp.Header.Get("Content-Type"))
 	}
-	for _, s := range []string{`"health": "up"`, `"version": "` + Version + `"`} {
+	for _, s := range []string{
+		`"health": "up"`, `"health": "down"`, `"health": "unknown"`,
+		`"switching": "` + next.addr() + `"`, `"version": "` + Version + `"`,
+	} {
 		if !strings.Contains(body, s) {
 			t.Errorf("status JSON lacks %s:\n%s", s, body)
 		}
 	}
 }
 
+// onTheWire is s as it reads back from JSON: its times keep their instant but lose the
+// monotonic clock reading and the location.
+func onTheWire(s switcher.Status) switcher.Status {
+	s.Since = s.Since.UTC()
+	fix := func(ts *switcher.TargetStatus) {
+		if ts.Last != nil {
+			last := *ts.Last
+			last.At = last.At.UTC()
+			ts.Last = &last
+		}
+	}
+	fix(&s.Active)
+	if s.Standby != nil {
+		sb := *s.Standby
+		fix(&sb)
+		s.Standby = &sb
+	}
+	s.Draining = slices.Clone(s.Draining)
+	for i := range s.Draining {
+		fix(&s.Draining[i])
+	}
+	return s
+}
+
 func TestVersionNamesTheDaemonVersionAndGo(t *testing.T) {
-	d := startDaemon(t, &fakeSwitcher{})
-	v, err := d.client.Version(t.Context())
+	r := newRig(t, startApp(t))
+	v, err := r.client.Version(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,81 +110,187 @@ func TestVersionNamesTheDaemonVersionAndGo(t *testing.T) {
 }
 
 func TestSwitchStreamsEachEventBeforeTheSwitchGoesOn(t *testing.T) {
-	events := deploy()
-	delivered := make(chan int, len(events))
-	fake := &fakeSwitcher{events: events, report: deployReport(), calls: make(chan fakeCall, 1)}
-	fake.afterEvent = func(i int) {
-		// The switch goes on only once the client has read event i: nothing is buffered.
-		select {
-		case got := <-delivered:
-			if got != i {
-				t.Errorf("client got event %d while the switcher was at %d", got, i)
-			}
-		case <-time.After(5 * time.Second):
-			t.Errorf("event %d did not reach the client before the switch went on", i)
+	blue, green := startApp(t), startHeldApp(t)
+	r := newRig(t, blue)
+
+	events := make(chan switcher.Event, 8)
+	type answer struct {
+		rep switcher.Report
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		rep, err := r.client.Switch(t.Context(), SwitchRequest{Target: green.port(), Wait: Duration(time.Minute)},
+			func(ev switcher.Event) { events <- ev })
+		done <- answer{rep, err}
+	}()
+
+	close(green.nextProbe(t))
+	second := green.nextProbe(t)
+	// The switch cannot go on until the second probe is answered, so the first probe's event
+	// reaches the client now or the answer is buffered.
+	got := []switcher.Event{recv(t, events, "the first probe's event while the second probe waits")}
+	close(second)
+	a := recv(t, done, "the switch to end")
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	for len(events) > 0 {
+		got = append(got, <-events)
+	}
+
+	kinds := make([]string, len(got))
+	for i, ev := range got {
+		kinds[i] = ev.Kind
+	}
+	if want := []string{switcher.EventProbe, switcher.EventProbe, switcher.EventSwap, switcher.EventDrained}; !slices.Equal(kinds, want) {
+		t.Fatalf("events %v, want %v: %+v", kinds, want, got)
+	}
+	for i, ev := range got[:2] {
+		if p := ev.Probe; p == nil || p.Target != green.addr() || !p.Passed || ev.Passes != i+1 || ev.Needed != 2 {
+			t.Errorf("probe event %d: %+v with probe %+v; want %s passed, %d of 2 passes", i+1, ev, p, green.addr(), i+1)
 		}
 	}
-	d := startDaemon(t, fake)
-
-	var got []switcher.Event
-	rep, err := d.client.Switch(t.Context(), SwitchRequest{Target: "8081", Wait: Duration(10 * time.Second), Force: true},
-		func(ev switcher.Event) {
-			delivered <- len(got)
-			got = append(got, ev)
-		})
-	if err != nil {
-		t.Fatal(err)
+	if swap := got[2]; swap.From != blue.addr() || swap.To != green.addr() {
+		t.Errorf("swap event %+v, want from %s to %s", swap, blue.addr(), green.addr())
 	}
-	if !reflect.DeepEqual(got, events) {
-		t.Errorf("events:\n got %+v\nwant %+v", got, events)
+	drained := got[3]
+	if drained.From != blue.addr() || drained.Drain == nil || drained.Drain.Waited != 0 {
+		t.Errorf("drained event %+v, want %s with nothing in flight", drained, blue.addr())
 	}
-	if !reflect.DeepEqual(rep, deployReport()) {
-		t.Errorf("report %+v, want %+v", rep, deployReport())
-	}
-	call := <-fake.calls
-	if call.target != "8081" || call.opts.Wait != 10*time.Second || !call.opts.Force || call.opts.Progress == nil {
-		t.Errorf("switcher called with target %q, wait %s, force %t, progress set %t; want 8081, 10s, true, true",
-			call.target, call.opts.Wait, call.opts.Force, call.opts.Progress != nil)
+	if want := (switcher.Report{From: blue.addr(), To: green.addr(), Drain: drained.Drain}); !reflect.DeepEqual(a.rep, want) {
+		t.Errorf("report %+v, want %+v", a.rep, want)
 	}
 }
 
 func TestSwitchAnswerIsNDJSONEndingWithTheResult(t *testing.T) {
-	d := startDaemon(t, &fakeSwitcher{events: deploy(), report: deployReport()})
-	resp, body := d.raw(t, http.MethodPost, PathSwitch, `{"target":"8081","wait":"30s","force":false}`)
+	blue, green := startApp(t), startApp(t)
+	r := newRig(t, blue)
+	resp, body := r.raw(t, http.MethodPost, PathSwitch, `{"target":"`+green.port()+`","wait":"30s","force":false}`)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("got %s %s, want 200 application/x-ndjson", resp.Status, resp.Header.Get("Content-Type"))
 	}
 	lines := readLines(t, body)
-	if len(lines) != len(deploy())+1 {
-		t.Fatalf("got %d lines, want %d events and a result:\n%s", len(lines), len(deploy()), body)
+	wantKinds := []string{switcher.EventProbe, switcher.EventProbe, switcher.EventSwap, switcher.EventDrained}
+	if len(lines) != len(wantKinds)+1 {
+		t.Fatalf("got %d lines, want %d events and a result:\n%s", len(lines), len(wantKinds), body)
 	}
 	for i, l := range lines[:len(lines)-1] {
-		if l.Event == nil || l.Event.Kind != deploy()[i].Kind || l.Result != nil || l.Error != nil {
-			t.Errorf("line %d: want only a %s event, got %+v", i+1, deploy()[i].Kind, l)
+		if l.Event == nil || l.Event.Kind != wantKinds[i] || l.Result != nil || l.Error != nil {
+			t.Errorf("line %d: want only a %s event, got %+v", i+1, wantKinds[i], l)
 		}
 	}
-	if last := lines[len(lines)-1]; last.Result == nil || last.Result.To != "127.0.0.1:8081" {
-		t.Errorf("last line: want the result, got %+v", last)
+	if last := lines[len(lines)-1]; last.Result == nil || last.Result.To != green.addr() || last.Event != nil || last.Error != nil {
+		t.Errorf("last line: want only the result, got %+v", last)
 	}
 }
 
 func TestNoOpSwitchAnswersWithAOneLineStream(t *testing.T) {
-	noop := switcher.Report{From: "127.0.0.1:8081", To: "127.0.0.1:8081", NoOp: true}
-	d := startDaemon(t, &fakeSwitcher{report: noop})
-	resp, body := d.raw(t, http.MethodPost, PathSwitch, `{"target":"8081"}`)
+	blue := startApp(t)
+	r := newRig(t, blue)
+	resp, body := r.raw(t, http.MethodPost, PathSwitch, `{"target":"`+blue.port()+`"}`)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("got %s %s, want 200 application/x-ndjson", resp.Status, resp.Header.Get("Content-Type"))
 	}
 	if lines := readLines(t, body); len(lines) != 1 || lines[0].Result == nil || !lines[0].Result.NoOp {
 		t.Errorf("want one result line with noop, got:\n%s", body)
 	}
-	rep, err := d.client.Switch(t.Context(), SwitchRequest{Target: "8081"}, nil)
-	if err != nil || !rep.NoOp {
+	rep, err := r.client.Switch(t.Context(), SwitchRequest{Target: blue.port()}, nil)
+	if err != nil || !rep.NoOp || rep.To != blue.addr() {
 		t.Errorf("Switch: %+v, %v; want a no-op report", rep, err)
 	}
 }
 
-func TestErrorsMapToOneStatusCodeEach(t *testing.T) {
+func TestForcedSwitchSkipsTheHealthGate(t *testing.T) {
+	blue, green := startApp(t), startApp(t)
+	green.health.Store(http.StatusServiceUnavailable) // only force switches to it
+	r := newRig(t, blue)
+	var events []string
+	rep, err := r.client.Switch(t.Context(), SwitchRequest{Target: green.port(), Force: true},
+		func(ev switcher.Event) { events = append(events, ev.Kind) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Forced || rep.To != green.addr() || !slices.Equal(events, []string{switcher.EventSwap, switcher.EventDrained}) {
+		t.Errorf("forced switch: %+v after events %v; want forced to %s with a swap and a drain only", rep, events, green.addr())
+	}
+	if n := green.probed.Load(); n != 0 {
+		t.Errorf("a forced switch probed %s %d times", green.addr(), n)
+	}
+}
+
+func TestErrorsBeforeAnyEventArePlainJSONWithTheirStatus(t *testing.T) {
+	cases := []struct {
+		name string
+		// provoke readies routied and returns the request that fails, as curl sends it and as
+		// the Client does, and the message it should get.
+		provoke func(t *testing.T, r *rig, blue, green *app) (path, body string, call func() error, message string)
+		status  int
+		kind    string
+	}{
+		{"bad target", func(t *testing.T, r *rig, blue, green *app) (string, string, func() error, string) {
+			call := func() error {
+				_, err := r.client.Switch(t.Context(), SwitchRequest{Target: "80a1"}, nil)
+				return err
+			}
+			return PathSwitch, `{"target":"80a1"}`, call,
+				`target "80a1": the port is not a number; write a port such as 8081, or host:port such as 127.0.0.1:8081`
+		}, 400, KindBadTarget},
+
+		{"switch in progress", func(t *testing.T, r *rig, blue, green *app) (string, string, func() error, string) {
+			green.health.Store(http.StatusServiceUnavailable)
+			r.gating(t, green)
+			call := func() error {
+				_, err := r.client.Rollback(t.Context(), false, nil)
+				return err
+			}
+			return PathSwitch, `{"target":"` + blue.port() + `"}`, call,
+				"switch to " + green.addr() + " in progress; wait for it to finish (or interrupt the routiectl running it) and try again"
+		}, 409, KindInProgress},
+
+		{"no standby", func(t *testing.T, r *rig, blue, green *app) (string, string, func() error, string) {
+			call := func() error {
+				_, err := r.client.Rollback(t.Context(), false, nil)
+				return err
+			}
+			return PathRollback, ``, call,
+				"no standby target to roll back to: nothing was switched since routied started with an empty state"
+		}, 409, KindNoStandby},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			blue, green := startApp(t), startApp(t)
+			r := newRig(t, blue)
+			path, body, call, message := tc.provoke(t, r, blue, green)
+			want := Error{Kind: tc.kind, Message: message, Status: tc.status}
+
+			resp, got := r.raw(t, http.MethodPost, path, body)
+			if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("got %s %s, want %d application/json", resp.Status, resp.Header.Get("Content-Type"), tc.status)
+			}
+			var line StreamLine
+			if err := json.Unmarshal([]byte(got), &line); err != nil || line.Error == nil {
+				t.Fatalf("body %q is not {\"error\":…}: %v", got, err)
+			}
+			if *line.Error != want {
+				t.Errorf("error %+v, want %+v", *line.Error, want)
+			}
+
+			// The client returns the same as a *Error.
+			err := call()
+			var e *Error
+			if !errors.As(err, &e) || *e != want {
+				t.Errorf("client error %#v, want %+v", err, want)
+			}
+		})
+	}
+}
+
+// The real switcher reaches only some rows of the table on Error over the wire: a refusal
+// always follows a probe event (TestRefusalAfterProbesEndsTheStreamWithA422Error), a cancelled
+// switch has no client left to answer (TestHangingUpCancelsTheSwitch checks its log), and it
+// returns no other error. The mapping itself still follows the table for every row.
+func TestErrorForFollowsTheTableOnError(t *testing.T) {
 	refused := &switcher.RefusedError{Target: "127.0.0.1:8081", Passes: 1, Needed: 3, Wait: 30 * time.Second,
 		Last: health.Result{Detail: "HTTP 503 from GET http://127.0.0.1:8081/actuator/health"}}
 	cases := []struct {
@@ -171,61 +305,60 @@ func TestErrorsMapToOneStatusCodeEach(t *testing.T) {
 		{"refused", refused, 422, KindRefused},
 		{"wrapped refused", fmt.Errorf("rollback: %w", refused), 422, KindRefused},
 		{"cancelled", fmt.Errorf("switch to 127.0.0.1:8081 cancelled before it was healthy: %w", context.Canceled), 503, KindCancelled},
+		{"deadline", fmt.Errorf("switch: %w", context.DeadlineExceeded), 503, KindCancelled},
 		{"anything else", errors.New("state file: disk full"), 500, KindInternal},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			d := startDaemon(t, &fakeSwitcher{err: tc.err})
-
-			// Before any event the answer is plain JSON with the real status.
-			resp, body := d.raw(t, http.MethodPost, PathSwitch, `{"target":"8081"}`)
-			if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/json" {
-				t.Errorf("got %s %s, want %d application/json", resp.Status, resp.Header.Get("Content-Type"), tc.status)
-			}
-			var line StreamLine
-			if err := json.Unmarshal([]byte(body), &line); err != nil || line.Error == nil {
-				t.Fatalf("body %q is not {\"error\":…}: %v", body, err)
-			}
-			want := Error{Kind: tc.kind, Message: tc.err.Error(), Status: tc.status}
-			if *line.Error != want {
-				t.Errorf("error %+v, want %+v", *line.Error, want)
-			}
-
-			// The client returns the same as a *Error.
-			_, err := d.client.Rollback(t.Context(), false, nil)
-			var e *Error
-			if !errors.As(err, &e) || *e != want {
-				t.Errorf("client error %#v, want %+v", err, want)
-			}
-		})
+		want := Error{Kind: tc.kind, Message: tc.err.Error(), Status: tc.status}
+		if got := errorFor(tc.err); *got != want {
+			t.Errorf("%s: got %+v, want %+v", tc.name, *got, want)
+		}
 	}
 }
 
 func TestRefusalAfterProbesEndsTheStreamWithA422Error(t *testing.T) {
-	probe := deploy()[0]
-	refused := &switcher.RefusedError{Target: "127.0.0.1:8081", Passes: 1, Needed: 3, Wait: time.Second, Last: *probe.Probe}
-	d := startDaemon(t, &fakeSwitcher{events: []switcher.Event{probe}, err: refused})
+	blue, green := startApp(t), startApp(t)
+	green.health.Store(http.StatusInternalServerError)
+	r := newRig(t, blue)
+	want := Error{
+		Kind: KindRefused,
+		Message: fmt.Sprintf("switch to %s refused: not healthy after 200ms (0 of 2 passes); last probe failed: HTTP 500 from GET http://%s/actuator/health",
+			green.addr(), green.addr()),
+		Status: 422,
+	}
 
-	resp, body := d.raw(t, http.MethodPost, PathSwitch, `{"target":"8081"}`)
+	resp, body := r.raw(t, http.MethodPost, PathSwitch, `{"target":"`+green.port()+`","wait":"200ms"}`)
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("status %s: a started stream has already said 200", resp.Status)
 	}
 	lines := readLines(t, body)
-	want := Error{Kind: KindRefused, Message: refused.Error(), Status: 422}
-	if len(lines) != 2 || lines[0].Event == nil || lines[1].Error == nil || *lines[1].Error != want {
-		t.Errorf("want a probe event then %+v, got:\n%s", want, body)
+	if len(lines) < 2 {
+		t.Fatalf("want probe events then the refusal, got:\n%s", body)
+	}
+	for i, l := range lines[:len(lines)-1] {
+		if l.Event == nil || l.Event.Kind != switcher.EventProbe || l.Event.Probe == nil || l.Event.Probe.Passed {
+			t.Errorf("line %d: want a failed probe, got %+v", i+1, l)
+		}
+	}
+	if last := lines[len(lines)-1]; last.Error == nil || *last.Error != want {
+		t.Errorf("last line: want %+v, got:\n%s", want, body)
 	}
 
 	var events int
-	_, err := d.client.Switch(t.Context(), SwitchRequest{Target: "8081"}, func(switcher.Event) { events++ })
+	_, err := r.client.Switch(t.Context(), SwitchRequest{Target: green.port(), Wait: Duration(200 * time.Millisecond)},
+		func(switcher.Event) { events++ })
 	var e *Error
-	if events != 1 || !errors.As(err, &e) || *e != want {
-		t.Errorf("client: %d events and %#v; want 1 and %+v", events, err, want)
+	if events == 0 || !errors.As(err, &e) || *e != want {
+		t.Errorf("client: %d events and %#v; want some and %+v", events, err, want)
+	}
+	if got := r.sw.Status().Active.Addr; got != blue.addr() {
+		t.Errorf("active target %s after a refused switch, want %s", got, blue.addr())
 	}
 }
 
 func TestBadRequestsGet400SayingWhatToSend(t *testing.T) {
 	const sendTarget = `send {"target": "8081"}`
+	// In the bodies, 8081 stands for the port of an app that would pass the health gate.
 	cases := []struct {
 		name, path, body, want string
 	}{
@@ -245,9 +378,9 @@ func TestBadRequestsGet400SayingWhatToSend(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			fake := &fakeSwitcher{calls: make(chan fakeCall, 1)}
-			d := startDaemon(t, fake)
-			resp, body := d.raw(t, http.MethodPost, tc.path, tc.body)
+			blue, green := startApp(t), startApp(t)
+			r := newRig(t, blue)
+			resp, body := r.raw(t, http.MethodPost, tc.path, strings.ReplaceAll(tc.body, "8081", green.port()))
 			var line StreamLine
 			if err := json.Unmarshal([]byte(body), &line); err != nil || line.Error == nil {
 				t.Fatalf("body %q is not {\"error\":…}: %v", body, err)
@@ -258,16 +391,23 @@ func TestBadRequestsGet400SayingWhatToSend(t *testing.T) {
 			if !strings.HasPrefix(line.Error.Message, tc.want) {
 				t.Errorf("message:\n got %s\nwant %s…", line.Error.Message, tc.want)
 			}
-			if len(fake.calls) != 0 {
-				t.Errorf("the switcher was called for a bad request: %+v", <-fake.calls)
+			// Nothing happened: no probe, no switch, nothing logged as requested.
+			if n := green.probed.Load(); n != 0 {
+				t.Errorf("a bad request probed %s %d times", green.addr(), n)
+			}
+			if s := r.sw.Status(); s.Active.Addr != blue.addr() || s.Standby != nil || s.Switching != "" {
+				t.Errorf("a bad request changed the switcher: %+v", s)
+			}
+			if strings.Contains(r.logs.String(), "requested") {
+				t.Errorf("a bad request was logged as a switch or rollback:\n%s", r.logs)
 			}
 		})
 	}
 }
 
 func TestUnknownRouteGets404ListingTheRoutes(t *testing.T) {
-	d := startDaemon(t, &fakeSwitcher{})
-	resp, body := d.raw(t, http.MethodGet, "/v2/status", "")
+	r := newRig(t, startApp(t))
+	resp, body := r.raw(t, http.MethodGet, "/v2/status", "")
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("status %s, want 404", resp.Status)
 	}
@@ -283,9 +423,9 @@ func TestWrongMethodGets405WithAllow(t *testing.T) {
 		{http.MethodPost, PathStatus, "GET"},
 		{http.MethodDelete, PathRollback, "POST"},
 	}
-	d := startDaemon(t, &fakeSwitcher{})
+	r := newRig(t, startApp(t))
 	for _, tc := range cases {
-		resp, body := d.raw(t, tc.method, tc.path, "")
+		resp, body := r.raw(t, tc.method, tc.path, "")
 		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != tc.allow {
 			t.Errorf("%s %s: %s Allow %q, want 405 Allow %q", tc.method, tc.path, resp.Status, resp.Header.Get("Allow"), tc.allow)
 		}
@@ -297,41 +437,63 @@ func TestWrongMethodGets405WithAllow(t *testing.T) {
 }
 
 func TestRollbackAcceptsAnEmptyBody(t *testing.T) {
-	fake := &fakeSwitcher{report: deployReport(), calls: make(chan fakeCall, 2)}
-	d := startDaemon(t, fake)
-	resp, body := d.raw(t, http.MethodPost, PathRollback, "")
-	if resp.StatusCode != http.StatusOK || len(readLines(t, body)) != 1 {
-		t.Errorf("got %s:\n%s\nwant 200 and a result line", resp.Status, body)
-	}
-	if call := <-fake.calls; call.method != "rollback" || call.opts.Force {
-		t.Errorf("switcher called %s force %t, want rollback without force", call.method, call.opts.Force)
-	}
-	if _, err := d.client.Rollback(t.Context(), true, nil); err != nil {
+	blue, green := startApp(t), startApp(t)
+	r := newRig(t, blue)
+	if _, err := r.client.Switch(t.Context(), SwitchRequest{Target: green.port()}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if call := <-fake.calls; !call.opts.Force {
-		t.Error("Rollback(force=true) reached the switcher without Force")
+
+	// An empty body is a rollback without force: the standby is probed once first.
+	resp, body := r.raw(t, http.MethodPost, PathRollback, "")
+	lines := readLines(t, body)
+	if resp.StatusCode != http.StatusOK || len(lines) == 0 {
+		t.Fatalf("got %s:\n%s\nwant 200 and a stream", resp.Status, body)
+	}
+	if first := lines[0].Event; first == nil || first.Kind != switcher.EventProbe || first.Probe == nil || first.Probe.Target != blue.addr() {
+		t.Errorf("first line %+v, want the probe of %s", lines[0], blue.addr())
+	}
+	if last := lines[len(lines)-1].Result; last == nil || last.From != green.addr() || last.To != blue.addr() || last.Forced {
+		t.Errorf("last line %+v, want the result of a rollback from %s to %s", lines[len(lines)-1], green.addr(), blue.addr())
+	}
+
+	// With the standby failing its probe, only force gets back to it.
+	green.health.Store(http.StatusServiceUnavailable)
+	probed := green.probed.Load()
+	var events []string
+	rep, err := r.client.Rollback(t.Context(), true, func(ev switcher.Event) { events = append(events, ev.Kind) })
+	if err != nil {
+		t.Fatalf("Rollback(force=true): %v", err)
+	}
+	if !rep.Forced || rep.To != green.addr() || slices.Contains(events, switcher.EventProbe) || green.probed.Load() != probed {
+		t.Errorf("Rollback(force=true): %+v after events %v; want a forced rollback to %s without a probe", rep, events, green.addr())
 	}
 }
 
 func TestFailedProbeIsStillA200WithPassedFalse(t *testing.T) {
-	failed := health.Result{Target: "127.0.0.1:8081", Detail: "connection refused: nothing is listening on 127.0.0.1:8081", At: at}
-	d := startDaemon(t, &fakeSwitcher{probe: failed})
-	resp, body := d.raw(t, http.MethodPost, PathHealth, `{"target":"8081"}`)
+	blue := startApp(t)
+	dead := deadPort(t)
+	r := newRig(t, blue)
+	resp, body := r.raw(t, http.MethodPost, PathHealth, `{"target":"`+dead+`"}`)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"passed": false`) {
 		t.Errorf("got %s:\n%s\nwant 200 with passed false", resp.Status, body)
 	}
-	got, err := d.client.Health(t.Context(), "8081")
-	if err != nil || got != failed {
-		t.Errorf("Health: %+v, %v; want %+v", got, err, failed)
+	got, err := r.client.Health(t.Context(), dead)
+	want := "connection refused: nothing is listening on " + dead
+	if err != nil || got.Passed || got.Target != dead || got.Status != 0 || got.Detail != want {
+		t.Errorf("Health: %+v, %v; want %s failed: %s", got, err, dead, want)
+	}
+
+	got, err = r.client.Health(t.Context(), blue.port())
+	if err != nil || !got.Passed || got.Target != blue.addr() || got.Status != 200 || !strings.HasPrefix(got.Detail, "HTTP 200 in ") {
+		t.Errorf("Health of a healthy app: %+v, %v; want %s passed with HTTP 200", got, err, blue.addr())
 	}
 }
 
 func TestProbeOfABadTargetIs400(t *testing.T) {
-	bad := &switcher.TargetError{Input: "eighty", Reason: "not a port"}
-	d := startDaemon(t, &fakeSwitcher{probeErr: bad})
-	_, err := d.client.Health(t.Context(), "eighty")
-	want := Error{Kind: KindBadTarget, Message: bad.Error(), Status: 400}
+	r := newRig(t, startApp(t))
+	_, err := r.client.Health(t.Context(), "eighty")
+	want := Error{Kind: KindBadTarget, Status: 400,
+		Message: `target "eighty": the port is not a number; write a port such as 8081, or host:port such as 127.0.0.1:8081`}
 	var e *Error
 	if !errors.As(err, &e) || *e != want {
 		t.Errorf("got %#v, want %+v", err, want)
@@ -339,38 +501,39 @@ func TestProbeOfABadTargetIs400(t *testing.T) {
 }
 
 func TestHangingUpCancelsTheSwitch(t *testing.T) {
-	fake := &fakeSwitcher{events: deploy()[:1], block: true, calls: make(chan fakeCall, 1)}
-	d := startDaemon(t, fake)
+	blue, green := startApp(t), startApp(t)
+	green.health.Store(http.StatusServiceUnavailable) // the health gate would run for its whole wait
+	r := newRig(t, blue)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 
 	// Hang up once the health gate has started, as Ctrl-C in routiectl does.
-	_, err := d.client.Switch(ctx, SwitchRequest{Target: "8081"}, func(switcher.Event) { cancel() })
+	_, err := r.client.Switch(ctx, SwitchRequest{Target: green.port(), Wait: Duration(time.Minute)}, func(switcher.Event) { cancel() })
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Switch: %v, want context.Canceled", err)
 	}
-	call := <-fake.calls
-	select {
-	case <-call.ctx.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("the switcher's context was not cancelled when the client hung up")
+	// Logged once the switcher has returned, long before the minute of its wait.
+	r.waitForLog(t, `msg="switch not done" target=`+green.port())
+	r.waitForLog(t, "outcome=cancelled")
+	if s := r.sw.Status(); s.Switching != "" || s.Active.Addr != blue.addr() {
+		t.Errorf("after the hang-up: switching %q, active %s; want no switch and %s active", s.Switching, s.Active.Addr, blue.addr())
 	}
-	waitForLog(t, d, "outcome=cancelled")
 }
 
 func TestChangesAreLoggedWithWhoAskedAndTheOutcome(t *testing.T) {
-	d := startDaemon(t, &fakeSwitcher{report: deployReport()})
-	if _, err := d.client.Switch(t.Context(), SwitchRequest{Target: "8081"}, nil); err != nil {
+	blue, green := startApp(t), startApp(t)
+	r := newRig(t, blue)
+	if _, err := r.client.Switch(t.Context(), SwitchRequest{Target: green.port()}, nil); err != nil {
 		t.Fatal(err)
 	}
 	me := fmt.Sprintf("uid=%d pid=%d", currentUID(), currentPID())
 	for _, want := range []string{
-		`msg="switch requested" target=8081 ` + me,
-		`msg="switch done" target=8081 ` + me,
-		`outcome=switched from=127.0.0.1:8080 to=127.0.0.1:8081`,
+		`msg="switch requested" target=` + green.port() + ` ` + me,
+		`msg="switch done" target=` + green.port() + ` ` + me,
+		`outcome=switched from=` + blue.addr() + ` to=` + green.addr(),
 	} {
-		if !strings.Contains(d.logs.String(), want) {
-			t.Errorf("log lacks %q:\n%s", want, d.logs)
+		if !strings.Contains(r.logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, r.logs)
 		}
 	}
 }
@@ -387,17 +550,4 @@ func readLines(t *testing.T, body string) []StreamLine {
 		lines = append(lines, l)
 	}
 	return lines
-}
-
-// waitForLog polls the daemon's log for want: the handler logs after the switcher returns,
-// which may be after the client has already gone.
-func waitForLog(t *testing.T, d *daemon, want string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(d.logs.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("log lacks %q:\n%s", want, d.logs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -2,21 +2,14 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
-
-	"github.com/routie/routie/control"
-	"github.com/routie/routie/health"
-	"github.com/routie/routie/switcher"
 )
 
 // routiectl is the binary under test, built once by TestMain with a known version.
@@ -82,87 +75,12 @@ func runCLI(t *testing.T, socket string, args ...string) result {
 // a daemon.
 func socketPath(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "routie")
+	dir, err := os.MkdirTemp("", "rt")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return filepath.Join(dir, "control.sock")
-}
-
-// fakeSwitcher plays back a scripted switch behind the real control server. It stands in for
-// *switcher.Switcher, which was being written alongside routiectl; these tests check what
-// routiectl prints and how it exits for each answer, not switching.
-type fakeSwitcher struct {
-	status   switcher.Status
-	events   []switcher.Event
-	report   switcher.Report
-	err      error
-	probe    health.Result
-	probeErr error
-	// afterEvent, when set, runs after each event is handed to the server.
-	afterEvent func(i int)
-	// block makes Switch wait for its context to end.
-	block bool
-	// calls receives each call's target, options and context.
-	calls chan fakeCall
-}
-
-type fakeCall struct {
-	target string
-	opts   switcher.SwitchOptions
-	ctx    context.Context
-}
-
-func (f *fakeSwitcher) Switch(ctx context.Context, target string, opts switcher.SwitchOptions) (switcher.Report, error) {
-	return f.play(ctx, target, opts)
-}
-
-func (f *fakeSwitcher) Rollback(ctx context.Context, opts switcher.SwitchOptions) (switcher.Report, error) {
-	return f.play(ctx, "", opts)
-}
-
-func (f *fakeSwitcher) play(ctx context.Context, target string, opts switcher.SwitchOptions) (switcher.Report, error) {
-	if f.calls != nil {
-		f.calls <- fakeCall{target, opts, ctx}
-	}
-	for i, ev := range f.events {
-		opts.Progress(ev)
-		if f.afterEvent != nil {
-			f.afterEvent(i)
-		}
-	}
-	if f.block {
-		<-ctx.Done()
-		return switcher.Report{}, ctx.Err()
-	}
-	return f.report, f.err
-}
-
-func (f *fakeSwitcher) Status() switcher.Status { return f.status }
-
-func (f *fakeSwitcher) Probe(context.Context, string) (health.Result, error) {
-	return f.probe, f.probeErr
-}
-
-// startDaemon serves the control API for sw on a real socket and returns its path.
-func startDaemon(t *testing.T, sw control.Switcher) string {
-	t.Helper()
-	path := socketPath(t)
-	ln, err := control.Listen(path, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := control.NewServer(sw, slog.New(slog.DiscardHandler))
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return path
 }
 
 func TestUsageErrorsExitTwoWithErrorAndTry(t *testing.T) {
@@ -307,8 +225,8 @@ func TestVersionWithoutDaemonPrintsRoutiectlsAndExitsOne(t *testing.T) {
 }
 
 func TestVersionPrintsBothVersions(t *testing.T) {
-	socket := startDaemon(t, &fakeSwitcher{})
-	got := runCLI(t, socket, "version")
+	r := newRig(t, startApp(t))
+	got := runCLI(t, r.socket, "version")
 	// The daemon here is this test binary, built without -X: its version is "dev".
 	want := fmt.Sprintf("routiectl %s (%s)\nroutied   dev (%s)\n", testVersion, runtime.Version(), runtime.Version())
 	if got.code != 0 || got.stdout != want {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"io"
+	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -10,54 +11,20 @@ import (
 	"time"
 
 	"github.com/routie/routie/control"
-	"github.com/routie/routie/health"
-	"github.com/routie/routie/switcher"
 )
 
-var at = time.Now().Add(-3 * time.Second)
-
-func passed(detail string) *health.Result {
-	return &health.Result{Target: "127.0.0.1:8081", Passed: true, Status: 200, Detail: detail, At: at}
-}
-
-// deploy is the events of a switch from 8080 to 8081, as the switcher reports them.
-func deploy() []switcher.Event {
-	drain := &switcher.DrainReport{Waited: 3, Took: 410 * time.Millisecond, Streams: 2}
-	return []switcher.Event{
-		{Kind: switcher.EventProbe, At: at, Passes: 1, Needed: 2, Probe: passed("HTTP 200 in 2ms")},
-		{Kind: switcher.EventProbe, At: at, Passes: 2, Needed: 2, Probe: passed("HTTP 200 in 1ms")},
-		{Kind: switcher.EventSwap, At: at, From: "127.0.0.1:8080", To: "127.0.0.1:8081"},
-		{Kind: switcher.EventDrained, At: at, From: "127.0.0.1:8080", Drain: drain},
-	}
-}
-
-const deployOutput = `probe 1/2 127.0.0.1:8081 passed: HTTP 200 in 2ms
-probe 2/2 127.0.0.1:8081 passed: HTTP 200 in 1ms
-switched 127.0.0.1:8080 → 127.0.0.1:8081
-drained 127.0.0.1:8080: waited for 3 in-flight requests (0.41s), 0 cancelled; 2 streams keep drain.streams
-`
+// lit matches s literally in a regexp.
+var lit = regexp.QuoteMeta
 
 func TestSwitchPrintsEachStepAsItHappens(t *testing.T) {
-	firstLineRead := make(chan struct{})
-	fake := &fakeSwitcher{
-		events: deploy(),
-		report: switcher.Report{From: "127.0.0.1:8080", To: "127.0.0.1:8081", Drain: deploy()[3].Drain},
-		calls:  make(chan fakeCall, 1),
-		afterEvent: func(i int) {
-			if i == 0 {
-				// The switch goes on only once routiectl has printed the first probe.
-				select {
-				case <-firstLineRead:
-				case <-time.After(10 * time.Second):
-					t.Error("routiectl did not print the first probe while the switch was gating")
-				}
-			}
-		},
-	}
-	socket := startDaemon(t, fake)
+	blue, green := startApp(t), startHeldApp(t)
+	r := newRig(t, blue)
+	// When blue is retired it serves two requests and one event stream.
+	held := []<-chan int{r.hold(t, blue), r.hold(t, blue)}
+	r.stream(t)
 
 	// Flags after the target, as an operator types them.
-	cmd := routiectlCmd(t, socket, "switch", "8081", "--wait", "10s")
+	cmd := routiectlCmd(t, r.socket, "switch", green.port(), "--wait", "10s")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -67,94 +34,144 @@ func TestSwitchPrintsEachStepAsItHappens(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	out := bufio.NewReader(stdout)
-	first, err := out.ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
+	lines := readLines(stdout)
+
+	close(green.nextProbe(t))
+	second := green.nextProbe(t)
+	// The switch cannot go on until the second probe is answered: the first is on the screen.
+	expectLine(t, lines, `probe 1/2 `+lit(green.addr())+` passed: HTTP 200 in \S+`)
+	close(second)
+	expectLine(t, lines, `probe 2/2 `+lit(green.addr())+` passed: HTTP 200 in \S+`)
+	expectLine(t, lines, `switched `+lit(blue.addr())+` → `+lit(green.addr()))
+	// blue's drain waits for its two requests, which finish there.
+	blue.releaseHeld()
+	expectLine(t, lines, `drained `+lit(blue.addr())+`: waited for 2 in-flight requests \(\d+\.\d\ds\), 0 cancelled; 1 stream keeps drain.streams`)
+	if extra, more := <-lines; more {
+		t.Errorf("unexpected output after the drain: %q", extra)
 	}
-	close(firstLineRead)
-	rest, err := io.ReadAll(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
+	if err := cmd.Wait(); err != nil || stderr.String() != "" {
 		t.Errorf("routiectl switch: %v; stderr: %s", err, stderr.String())
 	}
-	if got := first + string(rest); got != deployOutput {
-		t.Errorf("output:\n%s\nwant:\n%s", got, deployOutput)
+	for i, h := range held {
+		if status := recv(t, h, "a held request to end"); status != http.StatusOK {
+			t.Errorf("request %d in flight on blue across the switch: status %d, want 200", i+1, status)
+		}
 	}
-	if call := <-fake.calls; call.target != "8081" || call.opts.Wait != 10*time.Second || call.opts.Force {
-		t.Errorf("switcher got target %q wait %s force %t; want 8081 10s false", call.target, call.opts.Wait, call.opts.Force)
+}
+
+// readLines sends each line of r, without its newline, until r ends.
+func readLines(r io.Reader) <-chan string {
+	lines := make(chan string, 64) // room to finish even if the test stopped reading
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	return lines
+}
+
+// expectLine fails the test unless the next line matches pattern.
+func expectLine(t *testing.T, lines <-chan string, pattern string) {
+	t.Helper()
+	select {
+	case line, ok := <-lines:
+		if !ok {
+			t.Fatalf("output ended; want a line matching %s", pattern)
+		}
+		if !regexp.MustCompile(`^` + pattern + `$`).MatchString(line) {
+			t.Fatalf("line %q, want one matching %s", line, pattern)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for a line matching %s", pattern)
 	}
 }
 
 func TestSwitchToTheActiveTargetIsANoOpThatExitsZero(t *testing.T) {
-	socket := startDaemon(t, &fakeSwitcher{report: switcher.Report{From: "127.0.0.1:8081", To: "127.0.0.1:8081", NoOp: true}})
-	got := runCLI(t, socket, "switch", "8081")
-	if want := "127.0.0.1:8081 is already active; nothing to do\n"; got.code != 0 || got.stdout != want || got.stderr != "" {
+	blue := startApp(t)
+	got := runCLI(t, newRig(t, blue).socket, "switch", blue.port())
+	if want := blue.addr() + " is already active; nothing to do\n"; got.code != 0 || got.stdout != want || got.stderr != "" {
 		t.Errorf("exit %d, stdout %q, stderr %q; want 0 and %q", got.code, got.stdout, got.stderr, want)
 	}
 }
 
 func TestForcedSwitchSaysTheGateWasSkipped(t *testing.T) {
-	fake := &fakeSwitcher{
-		events: deploy()[2:],
-		report: switcher.Report{From: "127.0.0.1:8080", To: "127.0.0.1:8081", Forced: true, Drain: deploy()[3].Drain},
-		calls:  make(chan fakeCall, 1),
+	blue, green := startApp(t), startApp(t)
+	green.health.Store(http.StatusServiceUnavailable) // only --force switches to it
+	r := newRig(t, blue)
+	got := runCLI(t, r.socket, "switch", "--force", green.port())
+	want := regexp.MustCompile(`^switched ` + lit(blue.addr()) + ` → ` + lit(green.addr()) + ` \(forced: health gate skipped\)\n` +
+		`drained ` + lit(blue.addr()) + `: waited for 0 in-flight requests \(\d+\.\d\ds\), 0 cancelled\n$`)
+	if got.code != 0 || !want.MatchString(got.stdout) || got.stderr != "" {
+		t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s\nwant exit 0 and stdout matching:\n%s", got.code, got.stdout, got.stderr, want)
 	}
-	socket := startDaemon(t, fake)
-	got := runCLI(t, socket, "switch", "--force", "8081")
-	if !strings.HasPrefix(got.stdout, "switched 127.0.0.1:8080 → 127.0.0.1:8081 (forced: health gate skipped)\n") || got.code != 0 {
-		t.Errorf("exit %d, stdout:\n%s", got.code, got.stdout)
-	}
-	if call := <-fake.calls; !call.opts.Force {
-		t.Error("--force did not reach the switcher")
+	if n := green.probed.Load(); n != 0 {
+		t.Errorf("a forced switch probed %s %d times", green.addr(), n)
 	}
 }
 
 func TestRefusedSwitchExitsOneWithTheReasonAndWhatToTry(t *testing.T) {
-	last := health.Result{Target: "127.0.0.1:8081", Status: 503, Detail: "HTTP 503 from GET http://127.0.0.1:8081/actuator/health", At: at}
-	refused := &switcher.RefusedError{Target: "127.0.0.1:8081", Last: last, Passes: 0, Needed: 2, Wait: time.Second}
-	socket := startDaemon(t, &fakeSwitcher{
-		events: []switcher.Event{{Kind: switcher.EventProbe, At: at, Needed: 2, Probe: &last}},
-		err:    refused,
-	})
-	got := runCLI(t, socket, "switch", "8081", "--wait", "1s")
-	wantOut := "probe 0/2 127.0.0.1:8081 failed: HTTP 503 from GET http://127.0.0.1:8081/actuator/health\n"
-	wantErr := "Error: " + refused.Error() + "\nTry: routiectl health 8081 to probe it again; routiectl switch 8081 --wait 5m to give it longer\n"
-	if got.code != 1 || got.stdout != wantOut || got.stderr != wantErr {
-		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 1, stdout:\n%s\nstderr:\n%s", got.code, got.stdout, got.stderr, wantOut, wantErr)
+	blue, green := startApp(t), startApp(t)
+	green.health.Store(http.StatusServiceUnavailable)
+	r := newRig(t, blue)
+	got := runCLI(t, r.socket, "switch", green.port(), "--wait", "200ms")
+
+	probe := "probe 0/2 " + green.addr() + " failed: HTTP 503 from GET http://" + green.addr() + "/actuator/health"
+	wantErr := "Error: switch to " + green.addr() + " refused: not healthy after 200ms (0 of 2 passes); last probe failed: HTTP 503 from GET http://" + green.addr() + "/actuator/health\n" +
+		"Try: routiectl health " + green.port() + " to probe it again; routiectl switch " + green.port() + " --wait 5m to give it longer\n"
+	if got.code != 1 || got.stderr != wantErr {
+		t.Errorf("exit %d\nstderr:\n%s\nwant exit 1 and stderr:\n%s", got.code, got.stderr, wantErr)
+	}
+	// A probe every 10ms for 200ms: how many depends on the machine, what each says does not.
+	out := strings.Split(strings.TrimSuffix(got.stdout, "\n"), "\n")
+	for i, line := range out {
+		if line != probe {
+			t.Errorf("stdout line %d: %q, want %q", i+1, line, probe)
+		}
+	}
+	if !strings.HasSuffix(got.stdout, "\n") {
+		t.Errorf("stdout %q, want one line per probe", got.stdout)
 	}
 }
 
 func TestSwitchWhileAnotherIsGatingExitsOne(t *testing.T) {
-	busy := &switcher.InProgressError{Target: "127.0.0.1:8082"}
-	got := runCLI(t, startDaemon(t, &fakeSwitcher{err: busy}), "switch", "8081")
-	if want := "Error: " + busy.Error() + "\nTry: routiectl status\n"; got.code != 1 || got.stderr != want {
-		t.Errorf("exit %d, stderr %q; want 1 and %q", got.code, got.stderr, want)
+	blue, green, gray := startApp(t), startApp(t), startApp(t)
+	gray.health.Store(http.StatusServiceUnavailable)
+	r := newRig(t, blue)
+	r.gating(t, gray)
+	got := runCLI(t, r.socket, "switch", green.port())
+	want := "Error: switch to " + gray.addr() + " in progress; wait for it to finish (or interrupt the routiectl running it) and try again\nTry: routiectl status\n"
+	if got.code != 1 || got.stderr != want || got.stdout != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 1 and %q", got.code, got.stdout, got.stderr, want)
+	}
+	if n := green.probed.Load(); n != 0 {
+		t.Errorf("the refused switch probed %s %d times", green.addr(), n)
 	}
 }
 
 func TestBadTargetIsAUsageError(t *testing.T) {
-	bad := &switcher.TargetError{Input: "80a1", Reason: "not a port"}
-	got := runCLI(t, startDaemon(t, &fakeSwitcher{err: bad}), "switch", "80a1")
-	want := "Error: " + bad.Error() + "\nTry: routiectl switch 8081, or routiectl switch 127.0.0.1:8081\n"
+	got := runCLI(t, newRig(t, startApp(t)).socket, "switch", "80a1")
+	want := "Error: target \"80a1\": the port is not a number; write a port such as 8081, or host:port such as 127.0.0.1:8081\n" +
+		"Try: routiectl switch 8081, or routiectl switch 127.0.0.1:8081\n"
 	if got.code != 2 || got.stderr != want {
 		t.Errorf("exit %d, stderr %q; want 2 and %q", got.code, got.stderr, want)
 	}
 }
 
 func TestRollbackWithNothingToRollBackToExitsOne(t *testing.T) {
-	got := runCLI(t, startDaemon(t, &fakeSwitcher{err: switcher.ErrNoStandby}), "rollback")
-	if want := "Error: " + switcher.ErrNoStandby.Error() + "\n"; got.code != 1 || got.stderr != want {
+	got := runCLI(t, newRig(t, startApp(t)).socket, "rollback")
+	want := "Error: no standby target to roll back to: nothing was switched since routied started with an empty state\n"
+	if got.code != 1 || got.stderr != want {
 		t.Errorf("exit %d, stderr %q; want 1 and %q", got.code, got.stderr, want)
 	}
 }
 
 func TestInterruptCancelsTheSwitch(t *testing.T) {
-	fake := &fakeSwitcher{events: deploy()[:1], block: true, calls: make(chan fakeCall, 1)}
-	socket := startDaemon(t, fake)
-	cmd := routiectlCmd(t, socket, "switch", "8081")
+	blue, green := startApp(t), startApp(t)
+	green.health.Store(http.StatusServiceUnavailable) // the health gate would run for its whole wait
+	r := newRig(t, blue)
+	cmd := routiectlCmd(t, r.socket, "switch", green.port(), "--wait", "1m")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -175,35 +192,49 @@ func TestInterruptCancelsTheSwitch(t *testing.T) {
 	io.Copy(io.Discard, out)
 	cmd.Wait()
 
-	call := <-fake.calls
-	select {
-	case <-call.ctx.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("Ctrl-C did not cancel the switch in routied")
-	}
 	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.HasPrefix(stderr.String(), "Error: interrupted: ") {
 		t.Errorf("exit %d, stderr %q; want 1 and Error: interrupted…", code, stderr.String())
+	}
+	// routied stops the health gate long before its minute is up.
+	r.waitForLog(t, `msg="switch not done" target=`+green.port())
+	r.waitForLog(t, "outcome=cancelled")
+	if s := r.sw.Status(); s.Switching != "" || s.Active.Addr != blue.addr() {
+		t.Errorf("after Ctrl-C: switching %q, active %s; want no switch and %s active", s.Switching, s.Active.Addr, blue.addr())
 	}
 }
 
 func TestStatusShowsActiveAndStandbyWithTheirHealth(t *testing.T) {
-	since := time.Now().Add(-3 * time.Minute)
-	fake := &fakeSwitcher{status: switcher.Status{
-		Active: switcher.TargetStatus{Addr: "127.0.0.1:8081", Health: health.Up, InFlight: 3, Conns: 12, Served: 1234,
-			Last: passed("HTTP 200 in 2ms")},
-		Standby:   &switcher.TargetStatus{Addr: "127.0.0.1:8080", Health: health.Down, Served: 1000},
-		Switching: "127.0.0.1:8082",
-		Since:     since,
-	}}
-	got := runCLI(t, startDaemon(t, fake), "status")
-	// The ages depend on when the test runs; a slow machine may add a few seconds.
+	blue, green, gray := startApp(t), startApp(t), startApp(t)
+	r := newRig(t, blue)
+	for range 3 {
+		r.get(t, "/")
+	}
+	// The switch returns once blue's drain is done, so its count of served requests is final.
+	if _, err := control.NewClient(r.socket).Switch(t.Context(), control.SwitchRequest{Target: green.port()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	r.hold(t, green)
+	r.hold(t, green)
+	// blue stops; routied's next probe of it fails.
+	blue.srv.Close()
+	if res, err := r.sw.Probe(t.Context(), blue.port()); err != nil || res.Passed {
+		t.Fatalf("probe of the stopped standby: %+v, %v", res, err)
+	}
+	gray.health.Store(http.StatusServiceUnavailable)
+	r.gating(t, gray)
+
+	since := r.sw.Status().Since
+	got := runCLI(t, r.socket, "status")
+	// The ages depend on when the test runs, and how many connections routie keeps open to
+	// the standby on how its pool works.
 	want := regexp.MustCompile(`^` + strings.Join([]string{
-		`active    127\.0\.0\.1:8081  up  since ` + regexp.QuoteMeta(since.Format(time.DateTime)) + ` \(3m\d+s ago\)`,
-		`          3 in flight, 0 streams, 12 connections, 1234 served`,
-		`          last probe \d+s ago: passed: HTTP 200 in 2ms`,
-		`standby   127\.0\.0\.1:8080  down`,
-		`          0 in flight, 0 streams, 0 connections, 1000 served`,
-		`switching 127\.0\.0\.1:8082: health gate running`,
+		`active    ` + lit(green.addr()) + `  up  since ` + lit(since.Local().Format(time.DateTime)) + ` \(\d+s ago\)`,
+		`          2 in flight, 0 streams, 2 connections, 0 served`,
+		`          last probe \d+s ago: passed: HTTP 200 in \S+`,
+		`standby   ` + lit(blue.addr()) + `  down`,
+		`          0 in flight, 0 streams, \d+ connections, 3 served`,
+		`          last probe \d+s ago: failed: connection refused: nothing is listening on ` + lit(blue.addr()),
+		`switching ` + lit(gray.addr()) + `: health gate running`,
 		`routied   dev`,
 	}, "\n") + "\n$")
 	if got.code != 0 || !want.MatchString(got.stdout) {
@@ -212,26 +243,28 @@ func TestStatusShowsActiveAndStandbyWithTheirHealth(t *testing.T) {
 }
 
 func TestStatusJSONPrintsTheDaemonsAnswerAsIs(t *testing.T) {
-	fake := &fakeSwitcher{status: switcher.Status{Active: switcher.TargetStatus{Addr: "127.0.0.1:8081", Health: health.Up}}}
-	socket := startDaemon(t, fake)
-	raw, err := control.NewClient(socket).StatusJSON(t.Context())
+	r := newRig(t, startApp(t))
+	raw, err := control.NewClient(r.socket).StatusJSON(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := runCLI(t, socket, "status", "--json")
+	got := runCLI(t, r.socket, "status", "--json")
 	if got.code != 0 || got.stdout != string(raw) {
 		t.Errorf("exit %d, stdout:\n%s\nwant:\n%s", got.code, got.stdout, raw)
 	}
 }
 
 func TestHealthExitsOneWhenTheProbeFails(t *testing.T) {
-	ok := runCLI(t, startDaemon(t, &fakeSwitcher{probe: *passed("HTTP 200 in 2ms")}), "health", "8081")
-	if ok.code != 0 || ok.stdout != "127.0.0.1:8081 passed: HTTP 200 in 2ms\n" {
-		t.Errorf("passing probe: exit %d, stdout %q", ok.code, ok.stdout)
+	blue := startApp(t)
+	dead := deadPort(t)
+	r := newRig(t, blue)
+
+	ok := runCLI(t, r.socket, "health", blue.port())
+	if want := regexp.MustCompile(`^` + lit(blue.addr()) + ` passed: HTTP 200 in \S+\n$`); ok.code != 0 || !want.MatchString(ok.stdout) || ok.stderr != "" {
+		t.Errorf("passing probe: exit %d, stdout %q, stderr %q; want 0 and stdout matching %s", ok.code, ok.stdout, ok.stderr, want)
 	}
-	down := health.Result{Target: "127.0.0.1:8081", Detail: "connection refused: nothing is listening on 127.0.0.1:8081"}
-	bad := runCLI(t, startDaemon(t, &fakeSwitcher{probe: down}), "health", "8081")
-	if bad.code != 1 || bad.stdout != "127.0.0.1:8081 failed: connection refused: nothing is listening on 127.0.0.1:8081\n" || bad.stderr != "" {
-		t.Errorf("failing probe: exit %d, stdout %q, stderr %q", bad.code, bad.stdout, bad.stderr)
+	bad := runCLI(t, r.socket, "health", dead)
+	if want := dead + " failed: connection refused: nothing is listening on " + dead + "\n"; bad.code != 1 || bad.stdout != want || bad.stderr != "" {
+		t.Errorf("failing probe: exit %d, stdout %q, stderr %q; want 1 and %q", bad.code, bad.stdout, bad.stderr, want)
 	}
 }
