@@ -52,7 +52,8 @@ func (p *Proxy) NewTarget(addr string) (*Target, error) {
 		streamsIdle:  make(chan struct{}, 1),
 	}
 	t.gen.Store(newGeneration())
-	t.transport = newTransport(t)
+	pool, transport := newUpstream(t)
+	t.pool = pool
 	t.rp = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(u)
@@ -61,7 +62,7 @@ func (p *Proxy) NewTarget(addr string) (*Target, error) {
 			// nginx: apps build redirects and links from it.
 			r.Out.Host = r.In.Host
 		},
-		Transport:      t.transport,
+		Transport:      transport,
 		BufferPool:     p.buffers,
 		ErrorHandler:   p.serveError,
 		ModifyResponse: markEventStream,
@@ -128,6 +129,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.logAccess(r, f)
 		}
 	}()
+	if shortPath(r) {
+		p.serveShort(f, r, ctx)
+		return
+	}
 	t.rp.ServeHTTP(f, r.WithContext(ctx))
 }
 

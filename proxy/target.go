@@ -32,9 +32,9 @@ const (
 // Target is one upstream address with its own connection pool and its own count of the work
 // in flight on it, so that retiring it can wait for exactly that work.
 type Target struct {
-	addr      string
-	transport *fastTransport
-	rp        *httputil.ReverseProxy
+	addr string
+	pool *connPool              // the short path's connections (short.go)
+	rp   *httputil.ReverseProxy // everything else, over its own http.Transport
 
 	// inflight counts HTTP requests being served by this target; streams counts requests that
 	// turned into long-lived streams (WebSocket, server-sent events). A request is in exactly
@@ -212,7 +212,10 @@ func (t *Target) waitIdle(ctx context.Context, n *atomic.Int64, idle chan struct
 
 // CloseIdle closes t's idle upstream connections, and makes connections that become idle
 // later close too until t is used again.
-func (t *Target) CloseIdle() { t.transport.CloseIdleConnections() }
+func (t *Target) CloseIdle() {
+	t.pool.CloseIdleConnections()
+	t.rp.Transport.(*http.Transport).CloseIdleConnections()
+}
 
 // Close cancels everything still running on t, streams included, and closes its idle
 // connections. It is for shutdown and for a target that is forgotten.
@@ -220,7 +223,7 @@ func (t *Target) Close() {
 	g := t.gen.Load()
 	g.cancelRequests(ErrDrainDeadline)
 	g.cancelStreams(ErrStreamGrace)
-	t.transport.CloseIdleConnections()
+	t.CloseIdle()
 }
 
 // countedConn decrements its target's connection count once, on Close.
@@ -237,7 +240,9 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
-func newTransport(t *Target) *fastTransport {
+// newUpstream returns t's two ways to reach its address: the short path's pool and the
+// http.Transport behind ReverseProxy. Both count the connections they open in t.conns.
+func newUpstream(t *Target) (*connPool, *http.Transport) {
 	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dialer.DialContext(ctx, network, addr)
@@ -247,22 +252,23 @@ func newTransport(t *Target) *fastTransport {
 		t.conns.Add(1)
 		return &countedConn{Conn: c, n: &t.conns}, nil
 	}
-	return &fastTransport{
+	pool := &connPool{
 		dial:    func(ctx context.Context) (net.Conn, error) { return dial(ctx, "tcp", t.addr) },
 		maxIdle: maxIdlePerTarget,
 		idleFor: upstreamIdle,
-		fallback: &http.Transport{
-			DialContext:           dial,
-			MaxIdleConns:          0, // no global cap; per target below
-			MaxIdleConnsPerHost:   maxIdlePerTarget,
-			IdleConnTimeout:       upstreamIdle,
-			ExpectContinueTimeout: time.Second,
-			// Pass the client's Accept-Encoding through untouched; the app decides.
-			DisableCompression: true,
-			// The upstream side stays HTTP/1.1.
-			ForceAttemptHTTP2: false,
-		},
 	}
+	transport := &http.Transport{
+		DialContext:           dial,
+		MaxIdleConns:          0, // no global cap; per target below
+		MaxIdleConnsPerHost:   maxIdlePerTarget,
+		IdleConnTimeout:       upstreamIdle,
+		ExpectContinueTimeout: time.Second,
+		// Pass the client's Accept-Encoding through untouched; the app decides.
+		DisableCompression: true,
+		// The upstream side stays HTTP/1.1.
+		ForceAttemptHTTP2: false,
+	}
+	return pool, transport
 }
 
 func parseAddr(addr string) (*url.URL, error) {
