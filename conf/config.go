@@ -34,14 +34,29 @@ type Listen struct {
 const (
 	TLSSelfSigned = "self-signed"
 	TLSFiles      = "files"
+	TLSACME       = "acme"
 	TLSOff        = "off"
+)
+
+// ACME challenge types routied can answer on its own listeners.
+const (
+	ChallengeHTTP01    = "http-01"     // answered on listen.http
+	ChallengeTLSALPN01 = "tls-alpn-01" // answered on listen.https
+)
+
+// ACME directories of Let's Encrypt.
+const (
+	LetsEncrypt        = "https://acme-v02.api.letsencrypt.org/directory"
+	LetsEncryptStaging = "https://acme-staging-v02.api.letsencrypt.org/directory"
 )
 
 // TLS says where the HTTPS listener's certificate comes from.
 type TLS struct {
-	// Mode is "self-signed" (default), "files" or "off".
+	// Mode is "acme", "self-signed" (default), "files" or "off". The default runs anywhere,
+	// with no domain, email or open port 80; routie.production.toml sets "acme".
 	Mode string
-	// Domains are the names the certificate is for. Default ["localhost"].
+	// Domains are the names the certificate is for: with "acme", one certificate is
+	// obtained per name. Default ["localhost"].
 	Domains []string
 	// Redirect sends plain-HTTP requests a 308 to https. Default true; false proxies plain
 	// HTTP too (for setups behind another TLS terminator).
@@ -49,6 +64,27 @@ type TLS struct {
 	// CertFile and KeyFile are PEM files, used when Mode is "files".
 	CertFile string
 	KeyFile  string
+
+	// Email is the ACME account's contact address, required with "acme". Default "".
+	Email string
+	// CA is the ACME directory URL. Default LetsEncrypt.
+	CA string
+	// CARoot is a PEM file of roots to trust for the ACME server's own HTTPS, for a private
+	// CA; "" trusts the system's roots. Default "".
+	CARoot string
+	// Storage is the directory for ACME accounts and certificates; "" means
+	// State.Dir/acme. Default "".
+	Storage string
+	// Challenges are the ACME challenge types offered. Default ["http-01", "tls-alpn-01"].
+	Challenges []string
+	// EABKeyID and EABHMAC are the external account binding some CAs (ZeroSSL, Google)
+	// require; both or neither. Default "".
+	EABKeyID string
+	EABHMAC  string
+
+	// HSTS is the max-age of the Strict-Transport-Security header added to HTTPS answers
+	// that lack one; 0 adds none. Default 0.
+	HSTS time.Duration
 }
 
 // Upstream says where the app runs.
@@ -95,7 +131,8 @@ type Control struct {
 
 // State says where routied keeps what must survive a restart.
 type State struct {
-	// Dir holds the active/standby state file and the self-signed certificate.
+	// Dir holds the active/standby state file, the self-signed certificate and, unless
+	// tls.storage says otherwise, ACME accounts and certificates.
 	// Default "/var/lib/routie".
 	Dir string
 }
@@ -113,8 +150,14 @@ type Log struct {
 // Default returns the configuration used for every key the file does not set.
 func Default() Config {
 	return Config{
-		Listen:   Listen{HTTP: ":80", HTTPS: ":443"},
-		TLS:      TLS{Mode: TLSSelfSigned, Domains: []string{"localhost"}, Redirect: true},
+		Listen: Listen{HTTP: ":80", HTTPS: ":443"},
+		TLS: TLS{
+			Mode:       TLSSelfSigned,
+			Domains:    []string{"localhost"},
+			Redirect:   true,
+			CA:         LetsEncrypt,
+			Challenges: []string{ChallengeHTTP01, ChallengeTLSALPN01},
+		},
 		Upstream: Upstream{Host: "127.0.0.1", Initial: 8080},
 		Health: Health{
 			Path:     "/actuator/health",

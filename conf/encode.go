@@ -22,6 +22,7 @@ func (c Config) Encode() []byte {
 	integer := func(key string, v int) { fmt.Fprintf(&b, "%s = %d\n", key, v) }
 	boolean := func(key string, v bool) { fmt.Fprintf(&b, "%s = %t\n", key, v) }
 	duration := func(key string, v time.Duration) { str(key, formatDuration(v)) }
+	list := func(key string, v []string) { fmt.Fprintf(&b, "%s = %s\n", key, formatValue(anyList(v))) }
 
 	section("listen")
 	str("http", c.Listen.HTTP)
@@ -29,10 +30,18 @@ func (c Config) Encode() []byte {
 
 	section("tls")
 	str("mode", c.TLS.Mode)
-	fmt.Fprintf(&b, "domains = %s\n", formatValue(anyList(c.TLS.Domains)))
-	boolean("redirect", c.TLS.Redirect)
+	list("domains", c.TLS.Domains)
+	str("email", c.TLS.Email)
+	str("ca", c.TLS.CA)
+	str("ca_root", c.TLS.CARoot)
+	list("challenges", c.TLS.Challenges)
+	str("storage", c.TLS.Storage)
+	str("eab_kid", c.TLS.EABKeyID)
+	str("eab_hmac", c.TLS.EABHMAC)
 	str("cert_file", c.TLS.CertFile)
 	str("key_file", c.TLS.KeyFile)
+	boolean("redirect", c.TLS.Redirect)
+	duration("hsts", c.TLS.HSTS)
 
 	section("upstream")
 	str("host", c.Upstream.Host)

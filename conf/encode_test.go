@@ -15,11 +15,19 @@ func everyFieldChanged() Config {
 	return Config{
 		Listen: Listen{HTTP: "127.0.0.1:8080", HTTPS: "[::1]:8443"},
 		TLS: TLS{
-			Mode:     TLSFiles,
-			Domains:  []string{"example.com", "www.example.com"},
-			Redirect: false,
-			CertFile: `C:\certs\"quoted" cert.pem`,
-			KeyFile:  "/etc/ssl/ключ.pem",
+			Mode:       TLSFiles,
+			Domains:    []string{"example.com", "www.example.com"},
+			Redirect:   false,
+			CertFile:   `C:\certs\"quoted" cert.pem`,
+			KeyFile:    "/etc/ssl/ключ.pem",
+			Email:      "ops+\"tls\"@routie.dev",
+			CA:         LetsEncryptStaging,
+			CARoot:     "/etc/routie/private ca.pem",
+			Storage:    "/srv/acme",
+			Challenges: []string{ChallengeTLSALPN01},
+			EABKeyID:   "kid-1",
+			EABHMAC:    "c2VjcmV0",
+			HSTS:       365 * 24 * time.Hour,
 		},
 		Upstream: Upstream{Host: "app.internal", Initial: 9090},
 		Health: Health{
@@ -127,6 +135,8 @@ func TestEncodeWritesDurationsAndModeAsOperatorsDo(t *testing.T) {
 		`domains = ["localhost"]`,
 		`initial = 8080`,
 		`access = true`,
+		`challenges = ["http-01", "tls-alpn-01"]`,
+		`hsts = "0s"`,
 	} {
 		if !strings.Contains(out, "\n"+line+"\n") {
 			t.Errorf("Encode output lacks the line %s:\n%s", line, out)

@@ -3,6 +3,7 @@ package conf
 import (
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -49,5 +50,33 @@ func TestDevConfigRunsWithoutRootFromTheRepoRoot(t *testing.T) {
 	want.Log.Format = "auto"
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("dev.toml =\n%+v\nwant\n%+v", c, want)
+	}
+}
+
+func TestProductionExampleIsACMEAndNeedsOnlyYourNamesAndEmail(t *testing.T) {
+	data, err := os.ReadFile("routie.production.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As shipped, its placeholders are refused, so a copy that was not edited cannot ask
+	// Let's Encrypt for example.com.
+	_, err = Parse("routie.toml", data)
+	want := `routie.toml:16: tls.domains: ["example.com", "www.example.com"] lists the example's placeholders "example.com" and "www.example.com"; write the names this host serves, whose DNS points here
+routie.toml:18: tls.email: "ops@example.com" is the example's placeholder; write an address you read, such as "ops@your-domain.com"`
+	if err == nil || err.Error() != want {
+		t.Errorf("routie.production.toml as shipped: Parse error =\n%v\nwant\n%s", err, want)
+	}
+
+	edited := strings.ReplaceAll(string(data), "example.com", "routie.dev")
+	c, err := Parse("routie.toml", []byte(edited))
+	if err != nil {
+		t.Fatalf("routie.production.toml with names and email filled in: %v", err)
+	}
+	wantConfig := Default()
+	wantConfig.TLS.Mode = TLSACME
+	wantConfig.TLS.Domains = []string{"routie.dev", "www.routie.dev"}
+	wantConfig.TLS.Email = "ops@routie.dev"
+	if !reflect.DeepEqual(c, wantConfig) {
+		t.Errorf("routie.production.toml, filled in =\n%+v\nwant Default() with acme, names and email:\n%+v", c, wantConfig)
 	}
 }

@@ -10,7 +10,7 @@ import (
 // survives Encode and Parse unchanged. The seeds run with every `go test`; explore with
 // `go test -fuzz FuzzParse ./conf/`.
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"routie.example.toml", "dev.toml"} {
+	for _, name := range []string{"routie.example.toml", "routie.production.toml", "dev.toml"} {
 		data, err := os.ReadFile(name)
 		if err != nil {
 			f.Fatal(err)

@@ -179,9 +179,17 @@ func (s *source) overlay(f *file, c *Config) {
 
 	s.str("tls.mode", f.TLS.Mode, &c.TLS.Mode)
 	s.names("tls.domains", f.TLS.Domains, &c.TLS.Domains)
-	s.boolean("tls.redirect", f.TLS.Redirect, &c.TLS.Redirect)
+	s.str("tls.email", f.TLS.Email, &c.TLS.Email)
+	s.str("tls.ca", f.TLS.CA, &c.TLS.CA)
+	s.str("tls.ca_root", f.TLS.CARoot, &c.TLS.CARoot)
+	s.names("tls.challenges", f.TLS.Challenges, &c.TLS.Challenges)
+	s.str("tls.storage", f.TLS.Storage, &c.TLS.Storage)
+	s.str("tls.eab_kid", f.TLS.EABKeyID, &c.TLS.EABKeyID)
+	s.str("tls.eab_hmac", f.TLS.EABHMAC, &c.TLS.EABHMAC)
 	s.str("tls.cert_file", f.TLS.CertFile, &c.TLS.CertFile)
 	s.str("tls.key_file", f.TLS.KeyFile, &c.TLS.KeyFile)
+	s.boolean("tls.redirect", f.TLS.Redirect, &c.TLS.Redirect)
+	s.duration("tls.hsts", f.TLS.HSTS, &c.TLS.HSTS)
 
 	s.str("upstream.host", f.Upstream.Host, &c.Upstream.Host)
 	s.integer("upstream.initial", f.Upstream.Initial, &c.Upstream.Initial)

@@ -20,11 +20,19 @@ type file struct {
 		HTTPS any `toml:"https"`
 	} `toml:"listen"`
 	TLS struct {
-		Mode     any `toml:"mode"`
-		Domains  any `toml:"domains"`
-		Redirect any `toml:"redirect"`
-		CertFile any `toml:"cert_file"`
-		KeyFile  any `toml:"key_file"`
+		Mode       any `toml:"mode"`
+		Domains    any `toml:"domains"`
+		Email      any `toml:"email"`
+		CA         any `toml:"ca"`
+		CARoot     any `toml:"ca_root"`
+		Challenges any `toml:"challenges"`
+		Storage    any `toml:"storage"`
+		EABKeyID   any `toml:"eab_kid"`
+		EABHMAC    any `toml:"eab_hmac"`
+		CertFile   any `toml:"cert_file"`
+		KeyFile    any `toml:"key_file"`
+		Redirect   any `toml:"redirect"`
+		HSTS       any `toml:"hsts"`
 	} `toml:"tls"`
 	Upstream struct {
 		Host    any `toml:"host"`

@@ -1,7 +1,10 @@
 package conf
 
 import (
+	"encoding/base64"
+	"fmt"
 	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,6 +86,7 @@ func (s *source) validate(c Config) {
 // tls checks the [tls] table against the HTTPS listener it serves.
 func (s *source) tls(c Config, def Config) {
 	mode := quote(c.TLS.Mode)
+	modes := fmt.Sprintf("%s, %s or %s", quote(TLSACME), quote(TLSSelfSigned), quote(TLSFiles))
 	switch c.TLS.Mode {
 	case TLSSelfSigned:
 		if len(c.TLS.Domains) == 0 {
@@ -96,24 +100,26 @@ func (s *source) tls(c Config, def Config) {
 		if c.TLS.KeyFile == "" {
 			s.fail("tls.key_file", `%s, but tls.mode = "files" needs it; write the path of the PEM private key`, s.unset("tls.key_file"))
 		}
+	case TLSACME:
+		s.acme(c, def)
 	case TLSOff:
 		if c.Listen.HTTPS != "" {
 			https := quote(c.Listen.HTTPS)
 			if _, ok := s.pos["listen.https"]; !ok {
 				https += " (the default)"
 			}
-			s.fail("tls.mode", `"off" leaves no certificate for listen.https = %s; set listen.https = "" or pick a tls mode (%s or %s)`,
-				https, quote(TLSSelfSigned), quote(TLSFiles))
+			s.fail("tls.mode", `"off" leaves no certificate for listen.https = %s; set listen.https = "" or pick a tls mode (%s)`,
+				https, modes)
 		}
 	default:
-		s.oneOf("tls.mode", c.TLS.Mode, "a tls mode", TLSSelfSigned, TLSFiles, TLSOff)
+		s.oneOf("tls.mode", c.TLS.Mode, "a tls mode", TLSACME, TLSSelfSigned, TLSFiles, TLSOff)
 	}
 	if slices.Contains(c.TLS.Domains, "") {
 		s.fail("tls.domains", `%s lists an empty name; remove it`, s.shown("tls.domains", formatValue(anyList(c.TLS.Domains))))
 	}
 	// A certificate file that is silently not served is found by users, not at startup.
 	// (When tls.mode itself is refused, its error is the one to fix first.)
-	if (c.TLS.Mode == TLSSelfSigned || c.TLS.Mode == TLSOff) && !s.reported["tls.mode"] {
+	if c.TLS.Mode != TLSFiles && !s.reported["tls.mode"] {
 		for _, k := range []struct{ key, value string }{{"tls.cert_file", c.TLS.CertFile}, {"tls.key_file", c.TLS.KeyFile}} {
 			if k.value != "" {
 				s.fail(k.key, `%s is set, but tls.mode = %s does not use it; set tls.mode = "files" to serve it, or remove %s`,
@@ -121,6 +127,142 @@ func (s *source) tls(c Config, def Config) {
 			}
 		}
 	}
+	if c.TLS.HSTS < 0 {
+		s.fail("tls.hsts", `%s is negative; write "0s" to send no Strict-Transport-Security header, or a max-age such as "8760h" (a year)`,
+			s.shown("tls.hsts", quote(formatDuration(c.TLS.HSTS))))
+	}
+}
+
+// acme checks the keys tls.mode = "acme" needs. The ACME keys are not checked in other
+// modes, so switching tls.mode to "self-signed" for a while needs no other edit.
+func (s *source) acme(c Config, def Config) {
+	t := c.TLS
+	if c.Listen.HTTPS == "" {
+		s.fail("listen.https", `"" turns HTTPS off, but tls.mode = "acme" gets certificates for it; set listen.https, such as %s`, quote(def.Listen.HTTPS))
+	}
+
+	switch {
+	case t.Email == "":
+		s.fail("tls.email", `%s, but tls.mode = "acme" needs it: the CA sends expiry warnings and account notices there; write an address you read, such as "ops@your-domain.com"`,
+			s.unset("tls.email"))
+	case !looksLikeEmail(t.Email):
+		s.fail("tls.email", `%s is not an email address; write one such as "ops@your-domain.com"`, s.shown("tls.email", quote(t.Email)))
+	case isExampleName(t.Email[strings.LastIndex(t.Email, "@")+1:]):
+		s.fail("tls.email", `%s is the example's placeholder; write an address you read, such as "ops@your-domain.com"`, s.shown("tls.email", quote(t.Email)))
+	}
+
+	const domainsExample = `["your-domain.com", "www.your-domain.com"]`
+	_, written := s.pos["tls.domains"]
+	switch {
+	case len(t.Domains) == 0:
+		s.fail("tls.domains", `[] is empty, but tls.mode = "acme" needs the names to get certificates for; write them, such as %s`, domainsExample)
+	case !written && slices.Equal(t.Domains, def.TLS.Domains):
+		// Not "localhost is not allowed": the operator never wrote it.
+		s.fail("tls.domains", `is not set, but tls.mode = "acme" needs the names to get certificates for (the default, %s, is for "self-signed"); write them, such as %s`,
+			formatValue(anyList(def.TLS.Domains)), domainsExample)
+	}
+	shownDomains := s.shown("tls.domains", formatValue(anyList(t.Domains)))
+	var placeholders []string
+	for _, name := range t.Domains {
+		if name == "" {
+			continue // reported for every mode
+		}
+		if problem := acmeNameProblem(name); problem != "" {
+			s.fail("tls.domains", "%s lists %s, %s", shownDomains, quote(name), problem)
+			continue
+		}
+		if isExampleName(name) {
+			placeholders = append(placeholders, quote(name))
+		}
+	}
+	switch len(placeholders) {
+	case 0:
+	case 1:
+		s.fail("tls.domains", "%s lists the example's placeholder %s; write the names this host serves, whose DNS points here",
+			shownDomains, placeholders[0])
+	default:
+		s.fail("tls.domains", "%s lists the example's placeholders %s and %s; write the names this host serves, whose DNS points here",
+			shownDomains, strings.Join(placeholders[:len(placeholders)-1], ", "), placeholders[len(placeholders)-1])
+	}
+
+	if u, err := url.Parse(t.CA); err != nil || u.Scheme != "https" || u.Host == "" {
+		s.fail("tls.ca", `%s is not an https URL; write the CA's ACME directory URL, such as %s (or %s to test)`,
+			s.shown("tls.ca", quote(t.CA)), quote(LetsEncrypt), quote(LetsEncryptStaging))
+	}
+
+	shownChallenges := s.shown("tls.challenges", formatValue(anyList(t.Challenges)))
+	if len(t.Challenges) == 0 {
+		s.fail("tls.challenges", `[] is empty, but tls.mode = "acme" needs a way to prove the names are yours; write %s`, formatValue(anyList(def.TLS.Challenges)))
+	}
+	for _, ch := range t.Challenges {
+		switch ch {
+		case ChallengeHTTP01:
+			if c.Listen.HTTP == "" {
+				s.fail("tls.challenges", `%s has %s, which is answered on listen.http, but listen.http is ""; set listen.http = %s, or remove %s`,
+					shownChallenges, quote(ch), quote(def.Listen.HTTP), quote(ch))
+			}
+		case ChallengeTLSALPN01:
+		case "dns-01":
+			s.fail("tls.challenges", `%s has "dns-01", which needs a DNS provider's API, and routied has none; write %s or %s`,
+				shownChallenges, quote(ChallengeHTTP01), quote(ChallengeTLSALPN01))
+		default:
+			s.fail("tls.challenges", `%s has %s, which is not a challenge type; write %s or %s`,
+				shownChallenges, quote(ch), quote(ChallengeHTTP01), quote(ChallengeTLSALPN01))
+		}
+	}
+
+	switch {
+	case t.EABKeyID != "" && t.EABHMAC == "":
+		s.fail("tls.eab_hmac", `%s, but tls.eab_kid is set; the CA gives both: write the HMAC key it gave with the key ID`, s.unset("tls.eab_hmac"))
+	case t.EABKeyID == "" && t.EABHMAC != "":
+		s.fail("tls.eab_kid", `%s, but tls.eab_hmac is set; the CA gives both: write the key ID it gave with the HMAC key`, s.unset("tls.eab_kid"))
+	case t.EABHMAC != "":
+		if _, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(t.EABHMAC, "=")); err != nil {
+			// The key itself is a secret: name it, do not quote it.
+			s.fail("tls.eab_hmac", "is not base64url; paste the HMAC key exactly as the CA shows it")
+		}
+	}
+}
+
+// acmeNameProblem says why no ACME CA could validate name for routied, or "" if one may.
+func acmeNameProblem(name string) string {
+	switch {
+	case strings.Contains(name, "://") || strings.ContainsAny(name, "/"):
+		host := name
+		if u, err := url.Parse(name); err == nil && u.Host != "" {
+			host = u.Hostname()
+		}
+		return fmt.Sprintf("which is not a host name; write the name only: %s", quote(host))
+	case strings.HasPrefix(name, "*."):
+		return `a wildcard: wildcards need the dns-01 challenge, which routied does not support; list each name instead`
+	case net.ParseIP(name) != nil:
+		return ""
+	case strings.Contains(name, ":"):
+		host, _, _ := net.SplitHostPort(name)
+		return fmt.Sprintf("which has a port; write the name only: %s", quote(host))
+	case name == "localhost" || strings.HasSuffix(name, ".localhost"):
+		return `which never resolves to this host for a CA; use tls.mode = "self-signed" for local names`
+	case strings.ContainsAny(name, " \t@"):
+		return "which is not a host name"
+	}
+	return ""
+}
+
+// isExampleName reports whether name is in a domain reserved for examples (RFC 2606), as
+// the production example's placeholders are.
+func isExampleName(name string) bool {
+	name = strings.ToLower(name)
+	for _, d := range []string{"example.com", "example.net", "example.org"} {
+		if name == d || strings.HasSuffix(name, "."+d) {
+			return true
+		}
+	}
+	return false
+}
+
+func looksLikeEmail(s string) bool {
+	local, domain, ok := strings.Cut(s, "@")
+	return ok && local != "" && strings.Contains(domain, ".") && !strings.ContainsAny(s, " \t<>\"") && !strings.Contains(domain, "@")
 }
 
 // listenAddress checks a listen address: "" (off) or host:port with a numeric port 1-65535.

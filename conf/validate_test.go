@@ -2,6 +2,7 @@ package conf
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -24,8 +25,10 @@ func TestEveryValidationRuleIsEnforced(t *testing.T) {
 			`routie.toml:3: listen.https: ":8000" is listen.http's address too; give HTTPS its own port, such as ":443"`},
 
 		// tls
-		{"unknown tls mode", "[tls]\nmode = \"acme\"\n",
-			`routie.toml:2: tls.mode: "acme" is not a tls mode; write "self-signed", "files" or "off"`},
+		{"unknown tls mode", "[tls]\nmode = \"letsencrypt\"\n",
+			`routie.toml:2: tls.mode: "letsencrypt" is not a tls mode; write "acme", "self-signed", "files" or "off"`},
+		{"misspelt acme", "[tls]\nmode = \"ACME\"\n",
+			`routie.toml:2: tls.mode: "ACME" is not a tls mode; write "acme"`},
 		{"misspelt tls mode", "[tls]\nmode = \"self_signed\"\n",
 			`routie.toml:2: tls.mode: "self_signed" is not a tls mode; write "self-signed"`},
 		{"files without cert_file", "[tls]\nmode = \"files\"\ncert_file = \"\"\nkey_file = \"/etc/ssl/key.pem\"\n",
@@ -37,11 +40,56 @@ func TestEveryValidationRuleIsEnforced(t *testing.T) {
 		{"empty domain", "[tls]\ndomains = [\"example.com\", \"\"]\n",
 			`routie.toml:2: tls.domains: ["example.com", ""] lists an empty name; remove it`},
 		{"https listener with tls off", "[tls]\nmode = \"off\"\n",
-			`routie.toml:2: tls.mode: "off" leaves no certificate for listen.https = ":443" (the default); set listen.https = "" or pick a tls mode ("self-signed" or "files")`},
+			`routie.toml:2: tls.mode: "off" leaves no certificate for listen.https = ":443" (the default); set listen.https = "" or pick a tls mode ("acme", "self-signed" or "files")`},
 		{"https listener set with tls off", "[listen]\nhttps = \":8443\"\n[tls]\nmode = \"off\"\n",
-			`routie.toml:4: tls.mode: "off" leaves no certificate for listen.https = ":8443"; set listen.https = "" or pick a tls mode ("self-signed" or "files")`},
+			`routie.toml:4: tls.mode: "off" leaves no certificate for listen.https = ":8443"; set listen.https = "" or pick a tls mode ("acme", "self-signed" or "files")`},
 		{"cert_file that the mode ignores", "[tls]\ncert_file = \"/etc/ssl/cert.pem\"\nkey_file = \"/etc/ssl/key.pem\"\n", `routie.toml:2: tls.cert_file: "/etc/ssl/cert.pem" is set, but tls.mode = "self-signed" does not use it; set tls.mode = "files" to serve it, or remove tls.cert_file
 routie.toml:3: tls.key_file: "/etc/ssl/key.pem" is set, but tls.mode = "self-signed" does not use it; set tls.mode = "files" to serve it, or remove tls.key_file`},
+
+		{"negative hsts", "[tls]\nhsts = \"-1h\"\n",
+			`routie.toml:2: tls.hsts: "-1h" is negative; write "0s" to send no Strict-Transport-Security header, or a max-age such as "8760h" (a year)`},
+
+		// tls, mode "acme"
+		{"acme without email", acmeWith(`email = ""`),
+			`routie.toml:4: tls.email: "" is empty, but tls.mode = "acme" needs it: the CA sends expiry warnings and account notices there; write an address you read, such as "ops@your-domain.com"`},
+		{"acme email without @", acmeWith(`email = "ops.routie.dev"`),
+			`routie.toml:4: tls.email: "ops.routie.dev" is not an email address; write one such as "ops@your-domain.com"`},
+		{"acme email left as the placeholder", acmeWith(`email = "ops@example.com"`),
+			`routie.toml:4: tls.email: "ops@example.com" is the example's placeholder; write an address you read, such as "ops@your-domain.com"`},
+		{"acme with the default domains", "[tls]\nmode = \"acme\"\nemail = \"ops@routie.dev\"\n",
+			`routie.toml: tls.domains: is not set, but tls.mode = "acme" needs the names to get certificates for (the default, ["localhost"], is for "self-signed"); write them, such as ["your-domain.com", "www.your-domain.com"]`},
+		{"acme for localhost", acmeWith(`domains = ["localhost", "app.localhost"]`),
+			`routie.toml:3: tls.domains: ["localhost", "app.localhost"] lists "localhost", which never resolves to this host for a CA; use tls.mode = "self-signed" for local names`},
+		{"acme without domains", acmeWith(`domains = []`),
+			`routie.toml:3: tls.domains: [] is empty, but tls.mode = "acme" needs the names to get certificates for; write them, such as ["your-domain.com", "www.your-domain.com"]`},
+		{"acme domains left as the placeholders", acmeWith(`domains = ["example.com", "www.example.com"]`),
+			`routie.toml:3: tls.domains: ["example.com", "www.example.com"] lists the example's placeholders "example.com" and "www.example.com"; write the names this host serves, whose DNS points here`},
+		{"acme domain written as a URL", acmeWith(`domains = ["https://routie.dev/"]`),
+			`routie.toml:3: tls.domains: ["https://routie.dev/"] lists "https://routie.dev/", which is not a host name; write the name only: "routie.dev"`},
+		{"acme domain with a port", acmeWith(`domains = ["routie.dev:443"]`),
+			`routie.toml:3: tls.domains: ["routie.dev:443"] lists "routie.dev:443", which has a port; write the name only: "routie.dev"`},
+		{"acme wildcard", acmeWith(`domains = ["*.routie.dev"]`),
+			`routie.toml:3: tls.domains: ["*.routie.dev"] lists "*.routie.dev", a wildcard: wildcards need the dns-01 challenge, which routied does not support; list each name instead`},
+		{"acme ca that is not https", acmeWith(`ca = "acme-v02.api.letsencrypt.org/directory"`),
+			`routie.toml:5: tls.ca: "acme-v02.api.letsencrypt.org/directory" is not an https URL; write the CA's ACME directory URL, such as "https://acme-v02.api.letsencrypt.org/directory" (or "https://acme-staging-v02.api.letsencrypt.org/directory" to test)`},
+		{"acme without challenges", acmeWith(`challenges = []`),
+			`routie.toml:5: tls.challenges: [] is empty, but tls.mode = "acme" needs a way to prove the names are yours; write ["http-01", "tls-alpn-01"]`},
+		{"acme dns-01", acmeWith(`challenges = ["dns-01"]`),
+			`routie.toml:5: tls.challenges: ["dns-01"] has "dns-01", which needs a DNS provider's API, and routied has none; write "http-01" or "tls-alpn-01"`},
+		{"acme unknown challenge", acmeWith(`challenges = ["http01"]`),
+			`routie.toml:5: tls.challenges: ["http01"] has "http01", which is not a challenge type; write "http-01" or "tls-alpn-01"`},
+		{"acme http-01 without the http listener", "[listen]\nhttp = \"\"\n" + acmeWith(`challenges = ["http-01"]`),
+			`routie.toml:7: tls.challenges: ["http-01"] has "http-01", which is answered on listen.http, but listen.http is ""; set listen.http = ":80", or remove "http-01"`},
+		{"acme without the https listener", "[listen]\nhttps = \"\"\n" + acmeWith(`challenges = ["http-01"]`),
+			`routie.toml:2: listen.https: "" turns HTTPS off, but tls.mode = "acme" gets certificates for it; set listen.https, such as ":443"`},
+		{"acme eab key ID without HMAC", acmeWith(`eab_kid = "kid-1"`),
+			`routie.toml: tls.eab_hmac: is not set, but tls.eab_kid is set; the CA gives both: write the HMAC key it gave with the key ID`},
+		{"acme eab HMAC without key ID", acmeWith(`eab_hmac = "c2VjcmV0"`),
+			`routie.toml: tls.eab_kid: is not set, but tls.eab_hmac is set; the CA gives both: write the key ID it gave with the HMAC key`},
+		{"acme eab HMAC that is not base64url", acmeWith("eab_kid = \"kid-1\"\neab_hmac = \"not base64!\""),
+			`routie.toml:6: tls.eab_hmac: is not base64url; paste the HMAC key exactly as the CA shows it`},
+		{"cert_file that acme ignores", acmeWith(`cert_file = "/etc/ssl/cert.pem"`),
+			`routie.toml:5: tls.cert_file: "/etc/ssl/cert.pem" is set, but tls.mode = "acme" does not use it; set tls.mode = "files" to serve it, or remove tls.cert_file`},
 
 		// upstream
 		{"empty upstream host", "[upstream]\nhost = \"\"\n",
@@ -104,6 +152,12 @@ func TestValidValuesAtTheEdgesAreAccepted(t *testing.T) {
 		"mode with 0o":            "[control]\nmode = \"0o600\"\n",
 		"mode that shuts all out": "[control]\nmode = \"0000\"\n",
 		"one pass":                "[health]\npasses = 1\n",
+		"acme":                    acmeWith(""),
+		"acme for an IP address":  "[tls]\nmode = \"acme\"\ndomains = [\"203.0.113.7\", \"2001:db8::7\"]\nemail = \"ops@routie.dev\"\n",
+		"acme with tls-alpn-01 only and no http listener": "[listen]\nhttp = \"\"\n" + acmeWith(`challenges = ["tls-alpn-01"]`),
+		"acme with a private CA and EAB":                  acmeWith("ca = \"https://ca.internal:9000/acme/acme/directory\"\nca_root = \"/etc/routie/ca.pem\"\neab_kid = \"kid-1\"\neab_hmac = \"c2VjcmV0LWtleS1mcm9tLXRoZS1jYQ\""),
+		"acme keys kept while self-signed":                "[tls]\nmode = \"self-signed\"\nemail = \"ops@routie.dev\"\nca = \"https://ca.internal/dir\"\nchallenges = []\n",
+		"hsts of a year":                                  "[tls]\nhsts = \"8760h\"\n",
 	} {
 		if _, err := Parse("routie.toml", []byte(content)); err != nil {
 			t.Errorf("%s: Parse refused\n%s\nwith: %v", name, content, err)
@@ -135,4 +189,20 @@ func TestValidateNamesPathButNoLineForAConfigBuiltInCode(t *testing.T) {
 	if err, want := c.Validate(), `log.level: "verbose" is not a log level; write "debug", "info", "warn" or "error"`; err == nil || err.Error() != want {
 		t.Errorf("Validate() without a path = %v, want %s", err, want)
 	}
+}
+
+// acmeWith returns a valid [tls] table for mode "acme", lines 1-4, with line appended as line
+// 5 (or as the replacement of a key it sets: domains on line 3, email on line 4).
+func acmeWith(line string) string {
+	lines := []string{"[tls]", `mode = "acme"`, `domains = ["routie.dev"]`, `email = "ops@routie.dev"`}
+	key, _, _ := strings.Cut(line, " =")
+	switch key {
+	case "domains":
+		lines[2] = line
+	case "email":
+		lines[3] = line
+	default:
+		lines = append(lines, line)
+	}
+	return strings.Join(lines, "\n") + "\n"
 }

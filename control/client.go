@@ -118,6 +118,41 @@ func (c *Client) Health(ctx context.Context, target string) (health.Result, erro
 	return r, nil
 }
 
+// Certs returns the certificate the daemon serves for each name.
+func (c *Client) Certs(ctx context.Context) (CertsResponse, error) {
+	var r CertsResponse
+	raw, err := c.CertsJSON(ctx)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return r, fmt.Errorf("reading routied's certs answer: %w", err)
+	}
+	return r, nil
+}
+
+// CertsJSON returns the daemon's certs answer as the JSON it sent, for `routiectl certs
+// --json`.
+func (c *Client) CertsJSON(ctx context.Context) ([]byte, error) {
+	return c.get(ctx, PathCerts)
+}
+
+// RenewCert asks routied to replace the certificate for name now, and returns the new
+// certificate's status once routied serves it. It takes as long as the CA does; bound it
+// with ctx.
+func (c *Client) RenewCert(ctx context.Context, name string) (CertStatus, error) {
+	var st CertStatus
+	resp, err := c.do(ctx, http.MethodPost, PathRenew, RenewRequest{Name: name})
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("reading routied's renew answer: %w", err)
+	}
+	return st, nil
+}
+
 // Version returns the daemon's version.
 func (c *Client) Version(ctx context.Context) (VersionResponse, error) {
 	var v VersionResponse

@@ -29,6 +29,26 @@ type Switcher interface {
 	Probe(ctx context.Context, target string) (health.Result, error)
 }
 
+// Certificates is what the certs routes report and renew; cmd/routied adapts its tls
+// certificates to it.
+type Certificates interface {
+	// Certs describes the certificate served for each name now.
+	Certs() []CertStatus
+	// Renew replaces the certificate for name now and returns its new status once it is
+	// served. An *Error is answered as it is (a name that is not served is a 400
+	// bad_request); any other error, such as the CA's refusal, is a 500 internal.
+	Renew(ctx context.Context, name string) (CertStatus, error)
+}
+
+// Option adds an optional part of the API to NewHandler and NewServer.
+type Option func(*handler)
+
+// WithCertificates serves GET /v1/certs and POST /v1/certs/renew from c, and adds the
+// certificates to GET /v1/status.
+func WithCertificates(c Certificates) Option {
+	return func(h *handler) { h.certs = c }
+}
+
 // maxBody bounds a request body; every valid one is well under 100 bytes.
 const maxBody = 64 << 10
 
@@ -37,11 +57,13 @@ const (
 	switchExample   = `send {"target": "8081"}, optionally with "wait": "30s" and "force": true`
 	rollbackExample = `send {"force": false} or an empty body`
 	healthExample   = `send {"target": "8081"}`
+	renewExample    = `send {"name": "example.com"}, a name of tls.domains`
 )
 
 // handler serves the control API. Its zero value is not usable; call NewHandler.
 type handler struct {
 	sw     Switcher
+	certs  Certificates // nil without WithCertificates
 	log    *slog.Logger
 	routes []route
 }
@@ -54,14 +76,22 @@ type route struct {
 // NewHandler returns the control API for sw. It logs every switch and rollback to log with
 // the target, the outcome and, when served by NewServer's server, the asking process's uid and
 // pid.
-func NewHandler(sw Switcher, log *slog.Logger) http.Handler {
+func NewHandler(sw Switcher, log *slog.Logger, opts ...Option) http.Handler {
 	h := &handler{sw: sw, log: log}
+	for _, o := range opts {
+		o(h)
+	}
 	h.routes = []route{
 		{http.MethodGet, PathStatus, h.status},
 		{http.MethodPost, PathSwitch, h.switchTarget},
 		{http.MethodPost, PathRollback, h.rollback},
 		{http.MethodPost, PathHealth, h.health},
 		{http.MethodGet, PathVersion, h.version},
+	}
+	if h.certs != nil {
+		h.routes = append(h.routes,
+			route{http.MethodGet, PathCerts, h.listCerts},
+			route{http.MethodPost, PathRenew, h.renewCert})
 	}
 	return h
 }
@@ -99,7 +129,47 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, StatusResponse{Status: h.sw.Status(), Version: Version})
+	s := StatusResponse{Status: h.sw.Status(), Version: Version}
+	if h.certs != nil {
+		s.Certs = h.certs.Certs()
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+func (h *handler) listCerts(w http.ResponseWriter, r *http.Request) {
+	certs := h.certs.Certs()
+	if certs == nil {
+		certs = []CertStatus{} // "certs": [] rather than null, for scripts
+	}
+	writeJSON(w, http.StatusOK, CertsResponse{Certs: certs})
+}
+
+// renewCert renews one certificate and answers when the new one is served: seconds with a
+// CA that is up. The request's context ends when the client hangs up, which abandons the
+// renewal.
+func (h *handler) renewCert(w http.ResponseWriter, r *http.Request) {
+	var req RenewRequest
+	if e := decodeBody(w, r, &req, false, renewExample); e != nil {
+		writeError(w, e)
+		return
+	}
+	if req.Name == "" {
+		writeError(w, badRequest(`missing "name"; `+renewExample))
+		return
+	}
+	log := h.log.With(append([]any{"name", req.Name}, peerAttrs(r.Context())...)...)
+	log.Info("certificate renewal requested")
+	start := time.Now()
+	st, err := h.certs.Renew(r.Context(), req.Name)
+	took := time.Since(start).Round(time.Millisecond)
+	if err != nil {
+		e := errorFor(err)
+		log.Warn("certificate renewal not done", "outcome", e.Kind, "took", took, "err", err)
+		writeError(w, e)
+		return
+	}
+	log.Info("certificate renewal done", "serial", st.Serial, "not_after", st.NotAfter, "took", took)
+	writeJSON(w, http.StatusOK, st)
 }
 
 func (h *handler) version(w http.ResponseWriter, r *http.Request) {

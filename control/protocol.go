@@ -8,6 +8,11 @@
 //	POST /v1/rollback  RollbackRequest → NDJSON stream of StreamLine (empty body allowed)
 //	POST /v1/health    HealthRequest   → health.Result (a failed probe is still 200)
 //	GET  /v1/version   VersionResponse
+//	GET  /v1/certs          CertsResponse
+//	POST /v1/certs/renew    RenewRequest → CertStatus (after the new certificate is served)
+//
+// The certs routes exist when the daemon serves certificates (NewHandler's
+// WithCertificates); GET /v1/status then has a "certs" list too.
 //
 // so that, for example, `curl --unix-socket /run/routie/control.sock http://routie/v1/status`
 // works. Errors are {"error": Error}; the doc of Error maps them to status codes.
@@ -31,6 +36,8 @@ const (
 	PathRollback = "/v1/rollback"
 	PathHealth   = "/v1/health"
 	PathVersion  = "/v1/version"
+	PathCerts    = "/v1/certs"
+	PathRenew    = "/v1/certs/renew"
 )
 
 // SwitchRequest is the body of POST /v1/switch: {"target":"8081","wait":"30s","force":false}.
@@ -57,12 +64,62 @@ type HealthRequest struct {
 	Target string `json:"target"`
 }
 
-// StatusResponse is the answer to GET /v1/status: the switcher's status and the daemon's
-// version.
+// StatusResponse is the answer to GET /v1/status: the switcher's status, the daemon's
+// version and the certificates it serves.
 type StatusResponse struct {
 	switcher.Status
 	// Version is the daemon's Version.
 	Version string `json:"version"`
+	// Certs is the certificate served for each name, as GET /v1/certs has it; absent when
+	// the daemon serves no HTTPS.
+	Certs []CertStatus `json:"certs,omitempty"`
+}
+
+// CertsResponse is the answer to GET /v1/certs.
+type CertsResponse struct {
+	// Certs has one entry per name served over HTTPS, in tls.domains order. Empty when the
+	// daemon serves no HTTPS.
+	Certs []CertStatus `json:"certs"`
+}
+
+// CertStatus is the certificate served for one name:
+//
+//	{"name":"example.com","mode":"acme","issuer":"CN=R11,O=Let's Encrypt,C=US",
+//	 "not_after":"2026-08-29T10:11:12Z","days_left":89,...}
+type CertStatus struct {
+	// Name is the server name: one of tls.domains, or for tls.mode "files" a name in the
+	// certificate.
+	Name string `json:"name"`
+	// Mode is the tls.mode serving it: "acme", "files" or "self-signed".
+	Mode string `json:"mode"`
+	// Issuer is the certificate's issuer's distinguished name. Issuer, Serial, NotBefore,
+	// NotAfter and DaysLeft are absent while there is no certificate yet (tls.mode "acme",
+	// before the first one is obtained).
+	Issuer    string    `json:"issuer,omitempty"`
+	Serial    string    `json:"serial,omitempty"`
+	NotBefore time.Time `json:"not_before,omitzero"`
+	NotAfter  time.Time `json:"not_after,omitzero"`
+	// DaysLeft is whole days until NotAfter, negative once expired.
+	DaysLeft *int `json:"days_left,omitempty"`
+	// CA is the ACME directory URL the certificate comes from; absent for other modes.
+	CA string `json:"ca,omitempty"`
+	// LastError says why the last attempt to obtain, renew or (mode "files") reload the
+	// certificate failed, and LastErrorAt when; absent after a success.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// NextAttempt is when routied tries again to obtain a first certificate; absent when it
+	// is not waiting to.
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// Warning says what needs the operator, or is absent: no certificate after a failed
+	// attempt, an expired one, or one that expires within 7 days and that routied failed to
+	// renew (or, outside "acme", cannot renew).
+	Warning string `json:"warning,omitempty"`
+}
+
+// RenewRequest is the body of POST /v1/certs/renew: {"name":"example.com"}.
+type RenewRequest struct {
+	// Name is one of tls.domains. Required.
+	Name string `json:"name"`
 }
 
 // VersionResponse is the answer to GET /v1/version.

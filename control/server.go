@@ -8,15 +8,16 @@ import (
 	"time"
 )
 
-// NewServer returns the http.Server for the control API on sw; serve it on a listener from
+// NewServer returns the http.Server for the control API on sw (and opts, see NewHandler);
+// serve it on a listener from
 // Listen, and stop it with Shutdown. It records each connection's peer credentials so that
 // every switch and rollback is logged with the uid and pid that asked. It has no write
 // timeout: a switch streams its progress for as long as its health gate runs (health.wait,
 // 120s by default). The request's context ends when the client hangs up, which aborts a
 // health gate still running.
-func NewServer(sw Switcher, log *slog.Logger) *http.Server {
+func NewServer(sw Switcher, log *slog.Logger, opts ...Option) *http.Server {
 	return &http.Server{
-		Handler:           NewHandler(sw, log),
+		Handler:           NewHandler(sw, log, opts...),
 		ConnContext:       withPeer,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       time.Minute,

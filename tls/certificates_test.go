@@ -68,16 +68,16 @@ func TestClientsBelowTLS12AreRefused(t *testing.T) {
 }
 
 func TestModeOffIsRefusedWithErrOff(t *testing.T) {
-	_, err := New(t.Context(), conf.TLS{Mode: conf.TLSOff}, t.TempDir(), nil)
+	_, err := New(t.Context(), conf.Config{TLS: conf.TLS{Mode: conf.TLSOff}, State: conf.State{Dir: t.TempDir()}}, nil)
 	if !errors.Is(err, ErrOff) {
 		t.Fatalf("New(mode off) error = %v, want ErrOff", err)
 	}
 }
 
 func TestUnknownModeIsRefusedWithTheModesToWrite(t *testing.T) {
-	_, err := New(t.Context(), conf.TLS{Mode: "acme"}, t.TempDir(), nil)
-	if err == nil || !strings.Contains(err.Error(), `tls.mode "acme" is not a mode; write "self-signed", "files" or "off"`) {
-		t.Fatalf("New(mode acme) error = %v", err)
+	_, err := New(t.Context(), conf.Config{TLS: conf.TLS{Mode: "letsencrypt"}, State: conf.State{Dir: t.TempDir()}}, nil)
+	if err == nil || !strings.Contains(err.Error(), `tls.mode "letsencrypt" is not a mode; write "acme", "self-signed", "files" or "off"`) {
+		t.Fatalf("New(mode letsencrypt) error = %v", err)
 	}
 }
 

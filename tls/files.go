@@ -32,6 +32,8 @@ type files struct {
 
 	// cert is read on every handshake and replaced whole by a successful reload.
 	cert atomic.Pointer[tls.Certificate]
+	// failed is the last reload's error, nil after a reload that loaded the pair.
+	failed atomic.Pointer[reloadFailure]
 
 	// stop and done belong to the watcher goroutine; both are nil if it could not start.
 	stop context.CancelFunc
@@ -44,6 +46,21 @@ func (f *files) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 
 func (f *files) info() Info {
 	return infoOf(conf.TLSFiles, f.cert.Load().Leaf, f.certFile, f.keyFile)
+}
+
+func (f *files) status() []NameStatus {
+	var msg string
+	var at time.Time
+	if e := f.failed.Load(); e != nil {
+		msg, at = e.err.Error(), e.at
+	}
+	return statusOf(conf.TLSFiles, f.cert.Load().Leaf, msg, at)
+}
+
+// reloadFailure is a pair of files that did not load, and when.
+type reloadFailure struct {
+	err error
+	at  time.Time
 }
 
 func (f *files) close() {
@@ -75,10 +92,12 @@ func openFiles(ctx context.Context, certFile, keyFile string, log *slog.Logger, 
 func (f *files) reload() {
 	cert, err := loadPair(f.certFile, f.keyFile)
 	if err != nil {
+		f.failed.Store(&reloadFailure{err: err, at: f.now()})
 		f.log.Error("tls certificate files not reloaded; still serving the previous certificate",
 			"cert_file", f.certFile, "key_file", f.keyFile, "err", err)
 		return
 	}
+	f.failed.Store(nil)
 	if slices.EqualFunc(cert.Certificate, f.cert.Load().Certificate, bytes.Equal) {
 		f.log.Debug("tls certificate files changed, certificate did not", "cert_file", f.certFile)
 		return

@@ -143,7 +143,7 @@ func TestFilesModeErrorsNameTheFileAndSayWhatToDo(t *testing.T) {
 			if tt.unset {
 				c = filesConf("", "")
 			}
-			certs, err := newCertificates(t.Context(), c, "", nil, testOptions())
+			certs, err := newCertificates(t.Context(), c, host{}, nil, testOptions())
 			if err == nil {
 				certs.Close()
 				t.Fatal("New succeeded")

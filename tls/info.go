@@ -8,7 +8,8 @@ import (
 
 // Info describes a served certificate, for status output.
 type Info struct {
-	// Mode is the tls.mode it comes from: "self-signed" or "files".
+	// Mode is the tls.mode it comes from: "self-signed", "files" or "acme". For "acme",
+	// which serves a certificate per name, only Mode, Names and CA are set.
 	Mode string
 	// Subject is its subject's distinguished name, e.g. "CN=example.com".
 	Subject string
@@ -23,6 +24,8 @@ type Info struct {
 	// CertFile and KeyFile are the files it was read from, or for mode "self-signed" the
 	// files it is kept in; clients that should trust it can be given CertFile.
 	CertFile, KeyFile string
+	// CA is the ACME directory URL, for mode "acme".
+	CA string
 }
 
 func infoOf(mode string, leaf *x509.Certificate, certFile, keyFile string) Info {
@@ -39,17 +42,24 @@ func infoOf(mode string, leaf *x509.Certificate, certFile, keyFile string) Info 
 	}
 }
 
-// LogValue logs an Info as a group.
+// LogValue logs an Info as a group, leaving out what its mode does not set.
 func (i Info) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("mode", i.Mode),
-		slog.String("subject", i.Subject),
-		slog.Any("names", i.Names),
-		slog.String("issuer", i.Issuer),
-		slog.String("serial", i.Serial),
-		slog.Time("not_after", i.NotAfter),
-		slog.String("cert_file", i.CertFile),
-	)
+	attrs := []slog.Attr{slog.String("mode", i.Mode)}
+	add := func(key, v string) {
+		if v != "" {
+			attrs = append(attrs, slog.String(key, v))
+		}
+	}
+	add("subject", i.Subject)
+	attrs = append(attrs, slog.Any("names", i.Names))
+	add("issuer", i.Issuer)
+	add("serial", i.Serial)
+	if !i.NotAfter.IsZero() {
+		attrs = append(attrs, slog.Time("not_after", i.NotAfter))
+	}
+	add("cert_file", i.CertFile)
+	add("ca", i.CA)
+	return slog.GroupValue(attrs...)
 }
 
 // sanList returns leaf's DNS names, then its IP addresses.

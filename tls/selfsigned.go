@@ -45,6 +45,10 @@ func (s *selfSigned) info() Info {
 	return infoOf(conf.TLSSelfSigned, s.cert.Leaf, s.certFile, s.keyFile)
 }
 
+func (s *selfSigned) status() []NameStatus {
+	return statusOf(conf.TLSSelfSigned, s.cert.Leaf, "", time.Time{})
+}
+
 func (s *selfSigned) close() {}
 
 // openSelfSigned reuses the certificate stored in stateDir/tls when it is for exactly these

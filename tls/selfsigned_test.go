@@ -88,7 +88,7 @@ func TestSelfSignedCertificateIsMadeStoredAndServed(t *testing.T) {
 
 func TestSelfSignedCertificateIsReusedOnNextStart(t *testing.T) {
 	stateDir := t.TempDir()
-	first, err := newCertificates(t.Context(), selfSignedConf("localhost"), stateDir, nil, testOptions())
+	first, err := newCertificates(t.Context(), selfSignedConf("localhost"), host{stateDir: stateDir}, nil, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestSelfSignedStoredCertificate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			stateDir := t.TempDir()
-			first, err := newCertificates(t.Context(), selfSignedConf("localhost", "127.0.0.1"), stateDir, nil, testOptions())
+			first, err := newCertificates(t.Context(), selfSignedConf("localhost", "127.0.0.1"), host{stateDir: stateDir}, nil, testOptions())
 			if err != nil {
 				t.Fatal(err)
 			}

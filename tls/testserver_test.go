@@ -22,13 +22,15 @@ import (
 
 // testOptions debounce briefly, so reload tests finish fast.
 func testOptions() options {
-	return options{debounce: 20 * time.Millisecond, now: time.Now}
+	o := defaultOptions()
+	o.debounce = 20 * time.Millisecond
+	return o
 }
 
 // newTestCertificates is New with testOptions, closed when the test ends.
 func newTestCertificates(t *testing.T, c conf.TLS, stateDir string, log *slog.Logger, o options) *Certificates {
 	t.Helper()
-	certs, err := newCertificates(t.Context(), c, stateDir, log, o)
+	certs, err := newCertificates(t.Context(), c, host{stateDir: stateDir}, log, o)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

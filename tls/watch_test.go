@@ -129,7 +129,7 @@ func TestFilesBehindSymlinksSwappedLikeCertbotAreReloaded(t *testing.T) {
 func TestCloseReturnsOnlyAfterTheWatcherHasExited(t *testing.T) {
 	ca := newTestCA(t)
 	certFile, keyFile := writePair(t, t.TempDir(), ca.issue(t, "localhost"))
-	certs, err := newCertificates(t.Context(), filesConf(certFile, keyFile), "", nil, testOptions())
+	certs, err := newCertificates(t.Context(), filesConf(certFile, keyFile), host{}, nil, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestCancelledContextStopsTheWatcher(t *testing.T) {
 	first := ca.issue(t, "localhost")
 	certFile, keyFile := writePair(t, dir, first)
 	ctx, cancel := context.WithCancel(t.Context())
-	certs, err := newCertificates(ctx, filesConf(certFile, keyFile), "", nil, testOptions())
+	certs, err := newCertificates(ctx, filesConf(certFile, keyFile), host{}, nil, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

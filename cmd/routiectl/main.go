@@ -30,6 +30,7 @@ Subcommands:
   rollback        make the standby (the previous target) active again
   status          show the active and standby targets, their health and load
   health TARGET   probe TARGET once, as a switch does
+  certs           show each name's certificate and when it expires; certs renew NAME
   version         show the routiectl and routied versions
 
 Flags:
@@ -57,6 +58,7 @@ var commands = map[string]command{
 	"rollback": {rollbackUsage, runRollback},
 	"status":   {statusUsage, runStatus},
 	"health":   {healthUsage, runHealth},
+	"certs":    {certsUsage, runCerts},
 	"version":  {versionUsage, runVersion},
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/routie/routie/control"
 	"github.com/routie/routie/health"
 	"github.com/routie/routie/switcher"
 )
@@ -14,7 +15,9 @@ const statusUsage = `Usage: routiectl status [--json]
 
 Show the active target, the standby (what routiectl rollback returns to), targets still
 draining, and any switch that is health-gating: each with its health, the last probe,
-and its requests in flight, streams, connections and requests served.
+and its requests in flight, streams, connections and requests served; then the
+certificate of each name served over HTTPS, with a warning when one needs attention (see
+routiectl certs).
 
 If routied is still starting, status waits up to a second for its socket.
 
@@ -67,6 +70,9 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 	if s.Switching != "" {
 		fmt.Fprintf(c.stdout, "%-9s %s: health gate running\n", "switching", s.Switching)
 	}
+	for _, cert := range s.Certs {
+		c.cert(cert)
+	}
 	fmt.Fprintf(c.stdout, "%-9s %s\n", "routied", s.Version)
 	return nil
 }
@@ -93,4 +99,21 @@ func (c *cli) target(role string, t switcher.TargetStatus, since, now time.Time)
 		}
 		fmt.Fprintf(c.stdout, "%-9s last probe %s ago: %s: %s\n", "", now.Sub(t.Last.At).Round(time.Second), c.verdict(t.Last.Passed, word), t.Last.Detail)
 	}
+}
+
+// cert prints one name's certificate in a line; a warning (see routiectl certs) in red:
+//
+//	cert      example.com  valid until 2026-08-29 10:11:12 (89 days)
+//	cert      example.org  warning: expires in 3 days; renewal failed: …
+func (c *cli) cert(s control.CertStatus) {
+	var what string
+	switch {
+	case s.Warning != "":
+		what = c.paint(red, "warning: "+s.Warning)
+	case s.NotAfter.IsZero():
+		what = c.paint(yellow, "no certificate yet: being obtained")
+	default:
+		what = fmt.Sprintf("valid until %s (%d days)", s.NotAfter.Local().Format(time.DateTime), daysLeft(s, time.Now()))
+	}
+	fmt.Fprintf(c.stdout, "%-9s %s  %s\n", "cert", s.Name, what)
 }

@@ -17,12 +17,12 @@ type controlServer struct {
 	done chan struct{}
 }
 
-func startControl(c conf.Control, sw *switcher.Switcher, log *slog.Logger) (*controlServer, error) {
+func startControl(c conf.Control, sw *switcher.Switcher, log *slog.Logger, opts ...control.Option) (*controlServer, error) {
 	l, err := control.Listen(c.Socket, c.Mode)
 	if err != nil {
 		return nil, err
 	}
-	cs := &controlServer{srv: control.NewServer(sw, log), done: make(chan struct{})}
+	cs := &controlServer{srv: control.NewServer(sw, log, opts...), done: make(chan struct{})}
 	go func() {
 		defer close(cs.done)
 		if err := cs.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {

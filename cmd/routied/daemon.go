@@ -13,8 +13,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/routie/routie/conf"
+	"github.com/routie/routie/control"
 	"github.com/routie/routie/health"
 	"github.com/routie/routie/proxy"
 	"github.com/routie/routie/switcher"
@@ -32,8 +34,9 @@ type daemon struct {
 
 	proxy    *proxy.Proxy
 	sw       *switcher.Switcher
-	certs    *routietls.Certificates
-	redirect atomic.Bool // plain HTTP gets a 308 to HTTPS
+	certs    *routietls.Certificates // nil when listen.https is off
+	redirect atomic.Bool             // plain HTTP gets a 308 to HTTPS
+	hsts     atomic.Int64            // tls.hsts in seconds; 0 sends no header
 }
 
 func newDaemon(cfg conf.Config, logs *logOutput, log *slog.Logger) *daemon {
@@ -105,15 +108,23 @@ func (d *daemon) run(ctx context.Context) error {
 		return err
 	}
 
+	// certmagic reports a few things through the standard log package; send them to the
+	// same handler as everything else.
+	slog.SetDefault(d.log)
+
 	var tlsConfig *tls.Config
 	if ls.https != nil {
-		d.certs, err = routietls.New(ctx, cfg.TLS, cfg.State.Dir, d.log)
+		// With tls.mode "acme", New returns at once: stored certificates are served, and
+		// missing ones are obtained in the background, answering challenges on the
+		// listeners above.
+		d.certs, err = routietls.New(ctx, cfg, d.log)
 		if err != nil {
 			return err
 		}
 		defer d.certs.Close()
 		tlsConfig = d.certs.TLSConfig()
 	}
+	d.hsts.Store(int64(cfg.TLS.HSTS / time.Second))
 
 	d.proxy = proxy.New(d.log)
 	d.proxy.SetAccessLog(cfg.Log.Access)
@@ -124,7 +135,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	defer d.sw.Close()
 
-	ctl, err := startControl(cfg.Control, d.sw, d.log)
+	ctl, err := startControl(cfg.Control, d.sw, d.log, control.WithCertificates(certsAPI{d}))
 	if err != nil {
 		return err
 	}
@@ -133,10 +144,10 @@ func (d *daemon) run(ctx context.Context) error {
 	errs := make(chan error, 4)
 	var wg sync.WaitGroup
 	if ls.https != nil {
-		srv := newServer(d.proxy, d.log, tlsConfig)
+		srv := newServer(withHSTS(d.proxy, &d.hsts), d.log, tlsConfig)
 		servers = append(servers, srv)
 		wg.Go(func() { errs <- serve(srv, ls.https, true) })
-		d.log.Info("serving HTTPS", "addr", ls.https.Addr().String(), "tls", cfg.TLS.Mode, "domains", cfg.TLS.Domains)
+		d.log.Info("serving HTTPS", "addr", ls.https.Addr().String(), "tls", cfg.TLS.Mode, "domains", cfg.TLS.Domains, "hsts", cfg.TLS.HSTS)
 	}
 	if ls.http != nil {
 		d.redirect.Store(cfg.TLS.Redirect && ls.https != nil)
@@ -187,10 +198,14 @@ func (d *daemon) run(ctx context.Context) error {
 	return failure
 }
 
-// plainHTTP serves plain-HTTP requests: a redirect to HTTPS, or the proxy when tls.redirect
-// is false. The choice follows the config file live.
+// plainHTTP serves plain-HTTP requests: an ACME http-01 challenge for a certificate being
+// obtained, else a redirect to HTTPS, or the proxy when tls.redirect is false. The choice
+// follows the config file live.
 func (d *daemon) plainHTTP(redirect http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d.certs != nil && d.certs.HandleHTTPChallenge(w, r) {
+			return
+		}
 		if d.redirect.Load() {
 			redirect.ServeHTTP(w, r)
 			return

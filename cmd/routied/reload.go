@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/routie/routie/conf"
 )
@@ -42,14 +42,13 @@ func (d *daemon) apply(ctx context.Context, next conf.Config) {
 	d.proxy.SetAccessLog(next.Log.Access)
 	d.sw.Update(settingsFrom(next))
 	d.redirect.Store(next.TLS.Redirect && prev.Listen.HTTPS != "")
-	if d.certs != nil && !sameTLS(prev.TLS, next.TLS) {
+	d.hsts.Store(int64(next.TLS.HSTS / time.Second))
+	if d.certs != nil {
+		// Update changes nothing unless the certificates' source changed (mode, domains,
+		// files, ACME settings).
 		if err := d.certs.Update(ctx, next.TLS); err != nil {
 			d.log.Error("new TLS settings refused; still serving the previous certificate", "err", err)
 		}
 	}
 	d.log.Info("config applied", "file", next.Path)
-}
-
-func sameTLS(a, b conf.TLS) bool {
-	return a.Mode == b.Mode && a.CertFile == b.CertFile && a.KeyFile == b.KeyFile && slices.Equal(a.Domains, b.Domains)
 }

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -63,6 +65,46 @@ func redirectToHTTPS(httpsAddr string) http.Handler {
 		_, _ = w.Write([]byte("308 Permanent Redirect: " + target + "\n"))
 	})
 }
+
+// withHSTS adds "Strict-Transport-Security: max-age=N" to h's answers that do not carry the
+// header already (the app's own choice, such as includeSubDomains, wins). N is read from
+// maxAge, in seconds, on each request, so tls.hsts applies live; 0 adds nothing and costs
+// nothing.
+func withHSTS(h http.Handler, maxAge *atomic.Int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := maxAge.Load(); n > 0 {
+			w = &hstsWriter{ResponseWriter: w, value: "max-age=" + strconv.FormatInt(n, 10)}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// hstsWriter sets the header when the final status is written. Unwrap lets the proxy's
+// http.ResponseController reach the connection for flushes and WebSocket upgrades.
+type hstsWriter struct {
+	http.ResponseWriter
+	value   string
+	written bool
+}
+
+func (w *hstsWriter) WriteHeader(code int) {
+	if !w.written && code >= 200 { // a 1xx (100 Continue, 103 Early Hints) is not the answer
+		w.written = true
+		if h := w.Header(); h.Get("Strict-Transport-Security") == "" {
+			h.Set("Strict-Transport-Security", w.value)
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *hstsWriter) Write(b []byte) (int, error) {
+	if !w.written {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *hstsWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // serve runs srv on l until it is shut down; a failure other than shutdown is returned.
 func serve(srv *http.Server, l net.Listener, useTLS bool) error {
