@@ -18,16 +18,25 @@ import (
 // allocations; everything else, bodies and protocol upgrades included, goes through
 // ReverseProxy.
 
-// hopHeaders are the headers meaningful only for one connection (RFC 9110 7.6.1), and the
-// forwarding headers routie writes itself rather than trust from the client.
-var hopHeaders = map[string]bool{
-	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
-	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true,
-	"Upgrade": true,
+// isHopHeader reports whether key (canonical) is meaningful only for one connection
+// (RFC 9110 7.6.1). A switch, not a map: this runs for every header of every request.
+func isHopHeader(key string) bool {
+	switch key {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }
 
-var forwardingHeaders = map[string]bool{
-	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
+// isForwardingHeader reports whether key is a forwarding header, which routie writes itself
+// rather than trust from the client.
+func isForwardingHeader(key string) bool {
+	switch key {
+	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		return true
+	}
+	return false
 }
 
 // shortPath reports whether in can take the short path: an idempotent request without a
@@ -102,7 +111,12 @@ func exchange(pc *pconn, in *http.Request) (*http.Response, error) {
 }
 
 func writeRequestHead(bw *bufio.Writer, in *http.Request) error {
-	uri := in.URL.RequestURI()
+	// The request target as the client sent it, as nginx forwards it when proxy_pass has no
+	// path; anything but origin form ("/path?query") is rebuilt from the parsed URL.
+	uri := in.RequestURI
+	if !strings.HasPrefix(uri, "/") {
+		uri = in.URL.RequestURI()
+	}
 	bw.WriteString(in.Method)
 	bw.WriteByte(' ')
 	bw.WriteString(uri)
@@ -111,7 +125,7 @@ func writeRequestHead(bw *bufio.Writer, in *http.Request) error {
 	bw.WriteString("\r\n")
 	dropped := connectionTokens(in.Header)
 	for key, values := range in.Header {
-		if hopHeaders[key] || forwardingHeaders[key] || dropped[key] {
+		if isHopHeader(key) || isForwardingHeader(key) || dropped[key] {
 			continue
 		}
 		for _, v := range values {
@@ -164,7 +178,7 @@ func (p *Proxy) relay(w *flight, resp *http.Response, ctx context.Context) (clea
 	dst := w.Header()
 	dropped := connectionTokens(resp.Header)
 	for key, values := range resp.Header {
-		if hopHeaders[key] || dropped[key] {
+		if isHopHeader(key) || dropped[key] {
 			continue
 		}
 		dst[key] = values
