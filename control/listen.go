@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -80,10 +81,19 @@ type socketListener struct {
 	path    string
 	created os.FileInfo
 	once    sync.Once
+	keep    atomic.Bool // never remove the file: another process serves the same socket
 }
+
+// SetUnlinkOnClose(false) keeps the socket file when the listener closes. A zero-downtime
+// upgrade hands the socket to the new routied, which serves the very same file; the old one
+// must leave it in place (tableflip calls this when it takes the listener).
+func (l *socketListener) SetUnlinkOnClose(unlink bool) { l.keep.Store(!unlink) }
 
 func (l *socketListener) Close() error {
 	err := l.UnixListener.Close()
+	if l.keep.Load() {
+		return err
+	}
 	l.once.Do(func() {
 		fi, err := os.Lstat(l.path)
 		// Same inode and the same modification time: an inode number alone can be reused by

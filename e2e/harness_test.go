@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	build := osexec.Command("go", "build", "-o", dir+"/", "../cmd/routied", "../cmd/routiectl", "../demo/app")
+	build := osexec.Command("go", "build", "-o", dir+"/", "../cmd/routied", "../cmd/routiectl", "../demo/app", "../demo/load")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the binaries:", err)
@@ -79,22 +79,37 @@ type process struct {
 func start(t *testing.T, name string, args ...string) *process {
 	t.Helper()
 	p := &process{cmd: osexec.Command(filepath.Join(bin, name), args...), done: make(chan struct{})}
+	p.run(t, name)
+	return p
+}
+
+// run starts p's command and keeps its stderr. The log is read from a pipe of our own, not
+// exec's: a routied started by an upgrade inherits the pipe and keeps writing to it after
+// the first process is gone, and the process's exit must not wait for that.
+func (p *process) run(t *testing.T, name string) {
+	t.Helper()
 	p.cmd.Stdout = io.Discard
-	stderr, err := p.cmd.StderrPipe()
+	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.cmd.Stderr = w
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	w.Close()
 	go func() {
-		sc := bufio.NewScanner(stderr)
+		defer r.Close()
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			p.mu.Lock()
 			p.logs.Write(sc.Bytes())
 			p.logs.WriteByte('\n')
 			p.mu.Unlock()
 		}
+	}()
+	go func() {
 		p.err = p.cmd.Wait()
 		close(p.done)
 	}()
@@ -105,7 +120,6 @@ func start(t *testing.T, name string, args ...string) *process {
 			t.Logf("%s log (last lines):\n%s", name, tail(p.log(), 30))
 		}
 	})
-	return p
 }
 
 func (p *process) log() string {

@@ -436,3 +436,15 @@ func emit(progress func(Event), e Event) {
 		progress(e)
 	}
 }
+
+// OpenStreams returns the number of WebSocket connections and event streams open on all
+// targets, for a shutdown that gives them time to finish.
+func (s *Switcher) OpenStreams() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, e := range s.known {
+		n += e.target.Streams()
+	}
+	return n
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 
 	"github.com/routie/routie/conf"
@@ -17,11 +18,9 @@ type controlServer struct {
 	done chan struct{}
 }
 
-func startControl(c conf.Control, sw *switcher.Switcher, log *slog.Logger, opts ...control.Option) (*controlServer, error) {
-	l, err := control.Listen(c.Socket, c.Mode)
-	if err != nil {
-		return nil, err
-	}
+// startControl serves the control API on l, a listener from control.Listen (or inherited
+// from the routied this one replaced).
+func startControl(l net.Listener, c conf.Control, sw *switcher.Switcher, log *slog.Logger, opts ...control.Option) *controlServer {
 	cs := &controlServer{srv: control.NewServer(sw, log, opts...), done: make(chan struct{})}
 	go func() {
 		defer close(cs.done)
@@ -29,7 +28,7 @@ func startControl(c conf.Control, sw *switcher.Switcher, log *slog.Logger, opts 
 			log.Error("control socket failed; routiectl cannot reach routied", "socket", c.Socket, "err", err)
 		}
 	}()
-	return cs, nil
+	return cs
 }
 
 // stop closes the socket and waits for requests on it, up to ctx; a switch still streaming

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -60,24 +61,7 @@ func settingsFrom(c conf.Config) switcher.Settings {
 	}
 }
 
-// listeners are bound before anything starts, so a port that is taken fails the start at
-// once with a message, instead of half a daemon running.
-type listeners struct {
-	http, https, control net.Listener
-}
-
-func (l *listeners) close() {
-	for _, ln := range []net.Listener{l.http, l.https, l.control} {
-		if ln != nil {
-			ln.Close()
-		}
-	}
-}
-
 func listenTCP(key, addr string) (net.Listener, error) {
-	if addr == "" {
-		return nil, nil
-	}
 	l, err := net.Listen("tcp", addr)
 	if err == nil {
 		return l, nil
@@ -91,20 +75,36 @@ func listenTCP(key, addr string) (net.Listener, error) {
 	return nil, fmt.Errorf("%s %q: %w", key, addr, err)
 }
 
-// run serves until ctx ends, then stops gracefully.
-func (d *daemon) run(ctx context.Context) error {
+// run serves until ctx ends (SIGTERM: stop for good) or a newer routied took over after an
+// upgrade; either way it then finishes its in-flight work and returns.
+func (d *daemon) run(ctx context.Context, pidFile string) error {
 	cfg := d.cfg
 	if err := os.MkdirAll(cfg.State.Dir, 0o755); err != nil {
 		return fmt.Errorf("state.dir %s: %w (create it or point state.dir somewhere writable)", cfg.State.Dir, err)
 	}
+	notify := notifier{log: d.log}
 
-	var ls listeners
-	defer ls.close()
-	var err error
-	if ls.http, err = listenTCP("listen.http", cfg.Listen.HTTP); err != nil {
+	// Every listener comes through the upgrader: inherited from the routied this one
+	// replaces, or opened here. They are all bound before anything starts, so a port that is
+	// taken fails the start at once instead of leaving half a daemon running.
+	upg, err := newUpgrader(pidFile)
+	if err != nil {
 		return err
 	}
-	if ls.https, err = listenTCP("listen.https", cfg.Listen.HTTPS); err != nil {
+	defer upg.Stop()
+	var httpLn, httpsLn net.Listener
+	if cfg.Listen.HTTP != "" {
+		if httpLn, err = upg.listen("tcp", cfg.Listen.HTTP, func() (net.Listener, error) { return listenTCP("listen.http", cfg.Listen.HTTP) }); err != nil {
+			return err
+		}
+	}
+	if cfg.Listen.HTTPS != "" {
+		if httpsLn, err = upg.listen("tcp", cfg.Listen.HTTPS, func() (net.Listener, error) { return listenTCP("listen.https", cfg.Listen.HTTPS) }); err != nil {
+			return err
+		}
+	}
+	ctlLn, err := upg.listen("unix", cfg.Control.Socket, func() (net.Listener, error) { return control.Listen(cfg.Control.Socket, cfg.Control.Mode) })
+	if err != nil {
 		return err
 	}
 
@@ -113,7 +113,7 @@ func (d *daemon) run(ctx context.Context) error {
 	slog.SetDefault(d.log)
 
 	var tlsConfig *tls.Config
-	if ls.https != nil {
+	if httpsLn != nil {
 		// With tls.mode "acme", New returns at once: stored certificates are served, and
 		// missing ones are obtained in the background, answering challenges on the
 		// listeners above.
@@ -135,29 +135,26 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	defer d.sw.Close()
 
-	ctl, err := startControl(cfg.Control, d.sw, d.log, control.WithCertificates(certsAPI{d}))
-	if err != nil {
-		return err
-	}
+	ctl := startControl(ctlLn, cfg.Control, d.sw, d.log, control.WithCertificates(certsAPI{d}))
 
-	var servers []*http.Server
+	var servers []*drainingServer
 	errs := make(chan error, 4)
 	var wg sync.WaitGroup
-	if ls.https != nil {
-		srv := newServer(withHSTS(d.proxy, &d.hsts), d.log, tlsConfig)
+	if httpsLn != nil {
+		srv := newDrainingServer(newServer(withHSTS(d.proxy, &d.hsts), d.log, tlsConfig), httpsLn)
 		servers = append(servers, srv)
-		wg.Go(func() { errs <- serve(srv, ls.https, true) })
-		d.log.Info("serving HTTPS", "addr", ls.https.Addr().String(), "tls", cfg.TLS.Mode, "domains", cfg.TLS.Domains, "hsts", cfg.TLS.HSTS)
+		wg.Go(func() { errs <- serve(srv.srv, httpsLn, true) })
+		d.log.Info("serving HTTPS", "addr", httpsLn.Addr().String(), "tls", cfg.TLS.Mode, "domains", cfg.TLS.Domains, "hsts", cfg.TLS.HSTS)
 	}
-	if ls.http != nil {
-		d.redirect.Store(cfg.TLS.Redirect && ls.https != nil)
-		srv := newServer(d.plainHTTP(redirectToHTTPS(cfg.Listen.HTTPS)), d.log, nil)
+	if httpLn != nil {
+		d.redirect.Store(cfg.TLS.Redirect && httpsLn != nil)
+		srv := newDrainingServer(newServer(d.plainHTTP(redirectToHTTPS(cfg.Listen.HTTPS)), d.log, nil), httpLn)
 		servers = append(servers, srv)
-		wg.Go(func() { errs <- serve(srv, ls.http, false) })
-		d.log.Info("serving HTTP", "addr", ls.http.Addr().String(), "redirect_to_https", d.redirect.Load())
+		wg.Go(func() { errs <- serve(srv.srv, httpLn, false) })
+		d.log.Info("serving HTTP", "addr", httpLn.Addr().String(), "redirect_to_https", d.redirect.Load())
 	}
 
-	runCtx, stopRun := context.WithCancel(ctx)
+	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	wg.Go(func() { d.sw.Run(runCtx) })
 	if cfg.Path != "" {
@@ -165,37 +162,90 @@ func (d *daemon) run(ctx context.Context) error {
 			d.log.Warn("config file changes will not be seen; restart routied to apply edits", "err", err)
 		}
 	}
-	d.log.Info("routied ready", "active", d.sw.Status().Active.Addr, "control", cfg.Control.Socket, "config", cfg.Path)
-
-	var failure error
-	select {
-	case <-ctx.Done():
-		d.log.Info("stopping: finishing in-flight requests", "drain_timeout", cfg.Drain.Timeout)
-	case failure = <-errs:
-		d.log.Error("a listener failed; stopping", "err", failure)
+	if interval := watchdogInterval(upg.HasParent()); interval > 0 {
+		wg.Go(func() { notify.watchdog(runCtx, interval) })
 	}
 
+	if err := upg.Ready(); err != nil {
+		d.log.Error("cannot write the PID file; systemd may not follow an upgrade", "err", err)
+	}
+	notify.ready()
+	if upg.HasParent() {
+		d.log.Info("routied upgraded: serving on the inherited sockets; the previous process drains", "active", d.sw.Status().Active.Addr, "pid", os.Getpid())
+	} else {
+		d.log.Info("routied ready", "active", d.sw.Status().Active.Addr, "control", cfg.Control.Socket, "config", cfg.Path, "pid", os.Getpid())
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var failure error
+	upgraded := false
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("stopping: finishing in-flight requests", "drain_timeout", cfg.Drain.Timeout)
+			break wait
+		case <-upg.Exit():
+			upgraded = true
+			d.log.Info("a new routied took over; finishing in-flight work here", "drain_timeout", cfg.Drain.Timeout)
+			break wait
+		case failure = <-errs:
+			d.log.Error("a listener failed; stopping", "err", failure)
+			break wait
+		case <-hup:
+			wg.Go(func() { upg.upgrade(d.log) })
+		}
+	}
+	if !upgraded {
+		notify.stopping()
+		upg.Stop()
+	}
+	// A second SIGTERM while draining means: now.
+	hurry := make(chan os.Signal, 1)
+	signal.Notify(hurry, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(hurry)
+	go func() {
+		if _, ok := <-hurry; ok {
+			d.log.Warn("second signal: exiting without waiting for in-flight requests")
+			os.Exit(1)
+		}
+	}()
+
 	d.mu.Lock()
-	grace := d.cfg.Drain.Timeout
+	drainCfg := d.cfg.Drain
 	d.mu.Unlock()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
+	drainCtx, cancel := context.WithTimeout(context.Background(), drainCfg.Timeout)
 	defer cancel()
 	var stopping sync.WaitGroup
 	for _, srv := range servers {
 		stopping.Go(func() {
-			if err := shutdown(shutdownCtx, srv); err != nil {
-				d.log.Warn("in-flight requests were cut at drain.timeout", "err", err)
-				srv.Close()
+			if !srv.drain(drainCtx) {
+				d.log.Warn("in-flight requests were cut at drain.timeout", "drain_timeout", drainCfg.Timeout)
 			}
 		})
 	}
 	stopping.Wait()
-	ctl.stop(shutdownCtx)
+	ctl.stop(drainCtx)
 	stopRun()
-	d.sw.Close() // closes WebSockets and streams, which Shutdown leaves alone
+	if upgraded {
+		// WebSockets and event streams cannot move to the new process: give them
+		// drain.streams to finish here, as a switch does for a retired target.
+		d.waitStreams(drainCfg.Streams)
+	}
+	d.sw.Close() // closes the streams still open
 	wg.Wait()
-	d.log.Info("stopped")
+	d.log.Info("stopped", "pid", os.Getpid())
 	return failure
+}
+
+// waitStreams waits until no stream is open on any target, or grace passes.
+func (d *daemon) waitStreams(grace time.Duration) {
+	deadline := time.Now().Add(grace)
+	for d.sw.OpenStreams() > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // plainHTTP serves plain-HTTP requests: an ACME http-01 challenge for a certificate being

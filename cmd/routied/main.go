@@ -33,6 +33,8 @@ Flags:
   -config FILE   config file (default %s); every key has a default,
                  see conf/routie.example.toml
   -check         validate and print the effective config, then exit (0 valid, 1 invalid)
+  -pidfile FILE  write the PID to FILE once ready; systemd's PIDFile= follows it across
+                 zero-downtime upgrades
   -version       print the version and exit
 
 Examples:
@@ -41,6 +43,12 @@ Examples:
 
 Drive it with routiectl: routiectl switch 8081, routiectl rollback, routiectl status.
 The config file is watched: a valid edit applies at once, an invalid one is refused and logged.
+
+Signals:
+  SIGTERM, SIGINT  stop accepting, finish in-flight requests (drain.timeout), exit 0;
+                   a second one exits at once
+  SIGHUP           zero-downtime upgrade: start the routied binary on disk with the
+                   listening sockets, and hand over once it is ready (systemctl reload routied)
 `
 
 // run is main without os.Exit, so tests can call it. It returns the process exit code.
@@ -49,6 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintf(stderr, usage, defaultConfig) }
 	configPath := fs.String("config", defaultConfig, "config file")
+	pidFile := fs.String("pidfile", "", "write the PID here when ready (systemd's PIDFile=, followed across upgrades)")
 	check := fs.Bool("check", false, "validate the config and print it")
 	version := fs.Bool("version", false, "print the version")
 	if err := fs.Parse(args); err != nil {
@@ -85,7 +94,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := logs.logger()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := newDaemon(cfg, logs, log).run(ctx); err != nil {
+	if err := newDaemon(cfg, logs, log).run(ctx, *pidFile); err != nil {
 		log.Error("routied stopped", "err", err)
 		return 1
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"log/slog"
@@ -114,13 +113,9 @@ func serve(srv *http.Server, l net.Listener, useTLS bool) error {
 	} else {
 		err = srv.Serve(l)
 	}
-	if errors.Is(err, http.ErrServerClosed) {
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		// Shut down, or drained: the listener was closed on purpose.
 		return nil
 	}
 	return err
-}
-
-// shutdown stops srv accepting and waits for its in-flight requests, up to ctx.
-func shutdown(ctx context.Context, srv *http.Server) error {
-	return srv.Shutdown(ctx)
 }

@@ -1,0 +1,243 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// upgradable is a routied started from its own copy of the binary, with a PID file, so a test
+// can upgrade it with SIGHUP and replace the binary on disk as an operator would.
+type upgradable struct {
+	*daemon
+	binary  string
+	pidFile string
+}
+
+func startUpgradable(t *testing.T, initial int, env ...string) *upgradable {
+	t.Helper()
+	d := &daemon{dir: shortDir(t), httpPort: freePort(t), httpsPort: freePort(t)}
+	d.config = writeConfig(t, d.dir, d.httpPort, d.httpsPort, initial, "")
+	d.socket = filepath.Join(d.dir, "c.sock")
+	u := &upgradable{daemon: d, binary: filepath.Join(d.dir, "routied"), pidFile: filepath.Join(d.dir, "routied.pid")}
+	copyFile(t, filepath.Join(bin, "routied"), u.binary)
+	p := &process{cmd: osexec.Command(u.binary, "-config", d.config, "-pidfile", u.pidFile), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.run(t, "routied")
+	d.process = p
+	d.waitLog(t, "routied ready")
+	return u
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := to + ".new"
+	if err := os.WriteFile(tmp, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, to); err != nil { // as an install does: the running binary is untouched
+		t.Fatal(err)
+	}
+}
+
+// pid returns the PID in the PID file: the routied systemd would consider the main process.
+func (u *upgradable) pid(t *testing.T) int {
+	t.Helper()
+	data, err := os.ReadFile(u.pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatalf("PID file %s: %q", u.pidFile, data)
+	}
+	return pid
+}
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+// upgrade sends SIGHUP to the current routied and waits until a new one has taken over and
+// the old one has exited.
+func (u *upgradable) upgrade(t *testing.T) {
+	t.Helper()
+	old := u.pid(t)
+	if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a new routied to write the PID file", func() bool { return u.pid(t) != old })
+	eventually(t, fmt.Sprintf("the old routied (pid %d) to exit", old), func() bool {
+		if !alive(old) {
+			return true
+		}
+		// The first routied is our child: reap it, or it stays a zombie that "exists".
+		if old == u.cmd.Process.Pid && u.exited() {
+			return true
+		}
+		return false
+	})
+}
+
+// killAll stops whichever routied serves now.
+func (u *upgradable) killAll(t *testing.T) {
+	if data, err := os.ReadFile(u.pidFile); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+type loadReport struct {
+	Requests int64            `json:"requests"`
+	Failed   int64            `json:"failed"`
+	Non2xx   int64            `json:"non_2xx"`
+	Opened   int64            `json:"connections_opened"`
+	Errors   map[string]int64 `json:"errors"`
+	OK       bool             `json:"ok"`
+}
+
+func TestUpgradesUnderLoadDropNothing(t *testing.T) {
+	blue := demoApp(t, "blue")
+	u := startUpgradable(t, blue)
+	t.Cleanup(func() { u.killAll(t) })
+
+	// Keep-alive load from a separate process, bounded in time; it is stopped with SIGINT
+	// once the upgrades are done.
+	load := osexec.Command(filepath.Join(bin, "load"), "-url", u.url("/"), "-insecure", "-c", "32", "-d", "60s", "-json")
+	var out, errOut bytes.Buffer
+	load.Stdout, load.Stderr = &out, &errOut
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { load.Process.Kill() })
+	eventually(t, "the load to reach routied", func() bool { return u.status(t).Active.Served > 100 })
+
+	var slow chan int
+	for i := range 5 {
+		if i == 2 {
+			// A 3 s request that starts before an upgrade must finish on the old routied.
+			slow = make(chan int, 1)
+			go func() {
+				resp, err := httpsClient().Get(u.url("/slow?d=3s"))
+				if err != nil {
+					slow <- -1
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				slow <- resp.StatusCode
+			}()
+			eventually(t, "the slow request to be in flight", func() bool { return u.status(t).Active.InFlight >= 1 })
+		}
+		u.upgrade(t)
+		// The control socket moved to the new routied too.
+		if code, _, errText := u.ctl(t, "status"); code != 0 {
+			t.Fatalf("routiectl status after upgrade %d: exit %d: %s", i+1, code, errText)
+		}
+	}
+	if got := <-slow; got != http.StatusOK {
+		t.Errorf("the 3s request started before an upgrade got %d, want 200", got)
+	}
+
+	load.Process.Signal(syscall.SIGINT)
+	load.Wait()
+	var rep loadReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("load report: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	if rep.Failed != 0 || rep.Non2xx != 0 || rep.Requests == 0 {
+		t.Fatalf("across 5 upgrades: %d requests, %d failed, %d non-2xx (errors: %v)", rep.Requests, rep.Failed, rep.Non2xx, rep.Errors)
+	}
+	t.Logf("5 upgrades under 32 keep-alive connections: %d requests, 0 failed; %d connections opened", rep.Requests, rep.Opened)
+}
+
+func TestBrokenNewBinaryLeavesTheOldOneServing(t *testing.T) {
+	blue := demoApp(t, "blue")
+	u := startUpgradable(t, blue)
+	t.Cleanup(func() { u.killAll(t) })
+	old := u.pid(t)
+
+	broken := filepath.Join(u.dir, "broken")
+	if err := os.WriteFile(broken, []byte("#!/bin/sh\necho 'routied: cannot start' >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, broken, u.binary)
+	syscall.Kill(old, syscall.SIGHUP)
+	u.waitLog(t, "upgrade failed")
+	if !strings.Contains(u.log(), "exited") {
+		t.Errorf("the failure log does not say the new process exited:\n%s", tail(u.log(), 5))
+	}
+	if pid := u.pid(t); pid != old {
+		t.Fatalf("PID file says %d after a failed upgrade, want the old %d", pid, old)
+	}
+	if app := u.activeApp(t); app != "blue" {
+		t.Fatalf("after a failed upgrade traffic goes to %q", app)
+	}
+
+	// A fixed binary upgrades fine afterwards.
+	copyFile(t, filepath.Join(bin, "routied"), u.binary)
+	u.upgrade(t)
+	if app := u.activeApp(t); app != "blue" {
+		t.Fatalf("after the good upgrade traffic goes to %q", app)
+	}
+}
+
+func TestSystemdIsNotifiedWhenReadyAndWhenStopping(t *testing.T) {
+	blue := demoApp(t, "blue")
+	sockPath := filepath.Join(shortDir(t), "notify")
+	notifySock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notifySock.Close()
+	next := func(what string) string {
+		t.Helper()
+		buf := make([]byte, 4096)
+		notifySock.SetReadDeadline(time.Now().Add(15 * time.Second))
+		n, _, err := notifySock.ReadFromUnix(buf)
+		if err != nil {
+			t.Fatalf("waiting for %s on the notify socket: %v", what, err)
+		}
+		return string(buf[:n])
+	}
+
+	u := startUpgradable(t, blue, "NOTIFY_SOCKET="+sockPath)
+	t.Cleanup(func() { u.killAll(t) })
+	first := u.pid(t)
+	msg := next("READY=1")
+	if !strings.Contains(msg, "READY=1") || !strings.Contains(msg, fmt.Sprintf("MAINPID=%d", first)) {
+		t.Fatalf("first notification %q, want READY=1 with MAINPID=%d", msg, first)
+	}
+	// READY means serving: the HTTPS listener answers at once.
+	if app := u.activeApp(t); app != "blue" {
+		t.Fatalf("after READY=1 traffic goes to %q", app)
+	}
+
+	// An upgrade: the new process announces itself; the old one does not say STOPPING.
+	u.upgrade(t)
+	second := u.pid(t)
+	msg = next("READY=1 from the upgraded routied")
+	if !strings.Contains(msg, fmt.Sprintf("MAINPID=%d", second)) || !strings.Contains(msg, "READY=1") {
+		t.Fatalf("notification after upgrade %q, want MAINPID=%d and READY=1", msg, second)
+	}
+
+	syscall.Kill(second, syscall.SIGTERM)
+	if msg = next("STOPPING=1"); !strings.Contains(msg, "STOPPING=1") {
+		t.Fatalf("on SIGTERM got %q, want STOPPING=1", msg)
+	}
+	eventually(t, "routied to exit after SIGTERM", func() bool { return !alive(second) })
+}
