@@ -14,9 +14,11 @@ type Config struct {
 	Upstream Upstream
 	Health   Health
 	Drain    Drain
+	Limits   Limits
 	Control  Control
 	State    State
 	Log      Log
+	Metrics  Metrics
 
 	// Path is the file the config was loaded from; "" for the embedded default.
 	Path string
@@ -121,6 +123,31 @@ type Drain struct {
 	Streams time.Duration
 }
 
+// Limits bound what one client can send and hold, as nginx's client_max_body_size,
+// limit_conn, client_header_timeout and keepalive_timeout do.
+type Limits struct {
+	// MaxBody is the largest request body forwarded, in bytes; a larger one is answered
+	// with 413 and never reaches the app whole. 0 forwards any size. Default 10 MiB: what
+	// Spring Boot itself accepts by default (spring.servlet.multipart.max-request-size).
+	MaxBody int64
+	// MaxConnsPerClient is how many connections one client IP address may hold open at
+	// once; more are closed as they are accepted. 0 is no cap. Default 256.
+	MaxConnsPerClient int
+	// HeaderTimeout bounds how long a client may take to send a request's headers.
+	// Default 10s.
+	HeaderTimeout time.Duration
+	// IdleTimeout is how long a keep-alive connection may wait for its next request.
+	// Default 75s (nginx's keepalive_timeout).
+	IdleTimeout time.Duration
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listen is the address /metrics is served on, plain HTTP; "" serves no metrics.
+	// Default "127.0.0.1:9180": this host only.
+	Listen string
+}
+
 // Control configures the unix control socket used by routiectl.
 type Control struct {
 	// Socket is the socket's path. Default "/run/routie/control.sock".
@@ -166,9 +193,16 @@ func Default() Config {
 			Passes:   3,
 			Wait:     120 * time.Second,
 		},
-		Drain:   Drain{Timeout: 30 * time.Second, Streams: 5 * time.Minute},
+		Drain: Drain{Timeout: 30 * time.Second, Streams: 5 * time.Minute},
+		Limits: Limits{
+			MaxBody:           10 << 20,
+			MaxConnsPerClient: 256,
+			HeaderTimeout:     10 * time.Second,
+			IdleTimeout:       75 * time.Second,
+		},
 		Control: Control{Socket: "/run/routie/control.sock", Mode: 0o660},
 		State:   State{Dir: "/var/lib/routie"},
 		Log:     Log{Level: "info", Format: "auto", Access: true},
+		Metrics: Metrics{Listen: "127.0.0.1:9180"},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -59,6 +60,12 @@ func (c Config) Encode() []byte {
 	duration("timeout", c.Drain.Timeout)
 	duration("streams", c.Drain.Streams)
 
+	section("limits")
+	str("max_body", formatSize(c.Limits.MaxBody))
+	integer("max_conns_per_client", c.Limits.MaxConnsPerClient)
+	duration("header_timeout", c.Limits.HeaderTimeout)
+	duration("idle_timeout", c.Limits.IdleTimeout)
+
 	section("control")
 	str("socket", c.Control.Socket)
 	str("mode", formatMode(c.Control.Mode))
@@ -70,6 +77,9 @@ func (c Config) Encode() []byte {
 	str("level", c.Log.Level)
 	str("format", c.Log.Format)
 	boolean("access", c.Log.Access)
+
+	section("metrics")
+	str("listen", c.Metrics.Listen)
 	return b.Bytes()
 }
 
@@ -117,4 +127,21 @@ func formatDuration(d time.Duration) string {
 // formatMode writes m in octal with a leading 0, as chmod takes it: "0660".
 func formatMode(m os.FileMode) string {
 	return fmt.Sprintf("0%03o", uint32(m))
+}
+
+// formatSize writes n bytes in the largest binary unit that divides it exactly: "10MiB",
+// "1536KiB", "1500B", "0".
+func formatSize(n int64) string {
+	if n == 0 {
+		return "0"
+	}
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10) + "B"
 }

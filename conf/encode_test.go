@@ -39,9 +39,11 @@ func everyFieldChanged() Config {
 			ExpectBody: "\"status\":\t\"UP\"\n\x01\x7f",
 		},
 		Drain:   Drain{Timeout: time.Hour + time.Second, Streams: 0},
+		Limits:  Limits{MaxBody: 1536 << 10, MaxConnsPerClient: 0, HeaderTimeout: 2500 * time.Millisecond, IdleTimeout: time.Hour},
 		Control: Control{Socket: "var/control.sock", Mode: 0o600},
 		State:   State{Dir: "var/state"},
 		Log:     Log{Level: "debug", Format: "json", Access: false},
+		Metrics: Metrics{Listen: "[::1]:9100"},
 	}
 }
 
@@ -137,6 +139,10 @@ func TestEncodeWritesDurationsAndModeAsOperatorsDo(t *testing.T) {
 		`access = true`,
 		`challenges = ["http-01", "tls-alpn-01"]`,
 		`hsts = "0s"`,
+		`max_body = "10MiB"`,
+		`max_conns_per_client = 256`,
+		`idle_timeout = "1m15s"`,
+		`listen = "127.0.0.1:9180"`,
 	} {
 		if !strings.Contains(out, "\n"+line+"\n") {
 			t.Errorf("Encode output lacks the line %s:\n%s", line, out)

@@ -204,6 +204,11 @@ func (s *source) overlay(f *file, c *Config) {
 	s.duration("drain.timeout", f.Drain.Timeout, &c.Drain.Timeout)
 	s.duration("drain.streams", f.Drain.Streams, &c.Drain.Streams)
 
+	s.size("limits.max_body", f.Limits.MaxBody, &c.Limits.MaxBody)
+	s.integer("limits.max_conns_per_client", f.Limits.MaxConnsPerClient, &c.Limits.MaxConnsPerClient)
+	s.duration("limits.header_timeout", f.Limits.HeaderTimeout, &c.Limits.HeaderTimeout)
+	s.duration("limits.idle_timeout", f.Limits.IdleTimeout, &c.Limits.IdleTimeout)
+
 	s.str("control.socket", f.Control.Socket, &c.Control.Socket)
 	s.mode("control.mode", f.Control.Mode, &c.Control.Mode)
 
@@ -212,6 +217,8 @@ func (s *source) overlay(f *file, c *Config) {
 	s.str("log.level", f.Log.Level, &c.Log.Level)
 	s.str("log.format", f.Log.Format, &c.Log.Format)
 	s.boolean("log.access", f.Log.Access, &c.Log.Access)
+
+	s.address("metrics.listen", f.Metrics.Listen, &c.Metrics.Listen)
 }
 
 // The converters below set *dst from a value the file sets (v != nil) and report a value of the
@@ -410,4 +417,83 @@ func anyList(names []string) []any {
 		l[i] = n
 	}
 	return l
+}
+
+// size reads a byte count written as a quoted number and a binary unit: "10MiB", "512KiB",
+// "1GiB", "1500B", or "0". Other spellings are refused with the exact size to write: nginx's
+// "10m" means MiB while "10MB" means 10^7 bytes elsewhere, and a bare 10 could be bytes or
+// megabytes; a wrong guess refuses every upload, or none.
+func (s *source) size(key string, v any, dst *int64) {
+	switch v := v.(type) {
+	case nil:
+	case string:
+		n, fix, ok := parseSize(v)
+		switch {
+		case ok:
+			*dst = n
+		case fix != "":
+			s.fail(key, "%s is not a size; write %s (binary units: 1MiB is 1048576 bytes)", s.shown(key, quote(v)), quote(fix))
+		default:
+			s.fail(key, `%s is not a size; write a whole number and a unit, such as "10MiB", "512KiB" or "1GiB", or "0" for no limit`, s.shown(key, quote(v)))
+		}
+	case int64:
+		shown := s.shown(key, formatValue(v))
+		switch {
+		case v == 0:
+			*dst = 0 // zero in any unit
+		case v < 0:
+			s.fail(key, `%s is negative; write "0" for no limit, or a size such as "10MiB"`, shown)
+		case v >= 1<<10:
+			// Large enough to be meant as bytes: say the same size with a unit.
+			s.fail(key, "%s is not a quoted size; write %s (or %s)", shown, quote(formatSize(v)), quote(strconv.FormatInt(v, 10)+"B"))
+		default:
+			s.fail(key, "%s is not a quoted size with a unit; write %s for mebibytes, or %s for bytes", shown, quote(shown+"MiB"), quote(shown+"B"))
+		}
+	default:
+		s.fail(key, `%s is not a size; write a quoted number and unit, such as "10MiB"`, s.shown(key, formatValue(v)))
+	}
+}
+
+// sizeUnits are the units a size may be written in, and the spellings of other tools that
+// are refused with the unit to write instead (in binary, as nginx means them).
+var sizeUnits = map[string]struct {
+	bytes     int64
+	canonical string
+}{
+	"b": {1, "B"}, "k": {1 << 10, "KiB"}, "kb": {1 << 10, "KiB"}, "kib": {1 << 10, "KiB"},
+	"m": {1 << 20, "MiB"}, "mb": {1 << 20, "MiB"}, "mib": {1 << 20, "MiB"},
+	"g": {1 << 30, "GiB"}, "gb": {1 << 30, "GiB"}, "gib": {1 << 30, "GiB"},
+}
+
+// parseSize reads a size string. When it is not one routied reads but its meaning is clear
+// ("10m", "10 MB", "1.5GiB"), fix is the same size written as routied reads it.
+func parseSize(str string) (n int64, fix string, ok bool) {
+	t := strings.TrimSpace(str)
+	if t == "0" {
+		return 0, "", true
+	}
+	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i <= 0 {
+		if isDecimal(t) {
+			return 0, t + "MiB", false // a number without a unit; MiB is the likely meaning
+		}
+		return 0, "", false
+	}
+	number, unit := t[:i], strings.TrimSpace(t[i:])
+	u, known := sizeUnits[strings.ToLower(unit)]
+	if !known || !isDecimal(number) {
+		return 0, "", false
+	}
+	f, err := strconv.ParseFloat(number, 64)
+	if err != nil || f*float64(u.bytes) >= 1<<62 {
+		return 0, "", false
+	}
+	bytes := int64(f * float64(u.bytes))
+	if float64(bytes) != f*float64(u.bytes) {
+		return 0, "", false // a fraction of a byte
+	}
+	if unit == u.canonical && !strings.Contains(number, ".") {
+		return bytes, "", true
+	}
+	return 0, formatSize(bytes), false
 }

@@ -65,9 +65,9 @@ func TestUnknownKeyWithoutALikelyMatchListsTheValidOnes(t *testing.T) {
 		{"unknown key", "[health]\nmethod = \"HEAD\"\n",
 			`routie.toml:2: health.method: unknown key; [health] has path, interval, timeout, passes, wait, expect_body`},
 		{"unknown top-level key", "workers = 4\n",
-			`routie.toml:1: workers: unknown key; the tables are [listen], [tls], [upstream], [health], [drain], [control], [state], [log]`},
+			`routie.toml:1: workers: unknown key; the tables are [listen], [tls], [upstream], [health], [drain], [limits], [control], [state], [log], [metrics]`},
 		{"unknown table", "[gzip]\nlevel = 5\n",
-			`routie.toml:1: gzip: unknown table; the tables are [listen], [tls], [upstream], [health], [drain], [control], [state], [log]`},
+			`routie.toml:1: gzip: unknown table; the tables are [listen], [tls], [upstream], [health], [drain], [limits], [control], [state], [log], [metrics]`},
 		{"sub-table", "[health.probe]\npath = \"/\"\n",
 			`routie.toml:1: health.probe: unknown table; [health] has no sub-tables, its keys are path, interval, timeout, passes, wait, expect_body`},
 		// A port is not a host: "port" must not be offered "host" just for sharing two letters.
@@ -91,6 +91,52 @@ func TestBadDurationIsRefusedWithTheFix(t *testing.T) {
 		{"not a scalar", "[drain]\ntimeout = [30]\n",
 			`routie.toml:2: drain.timeout: [30] is not a duration; write a quoted number and unit, such as "1s"`},
 	})
+}
+
+func TestBadSizeIsRefusedWithTheExactSizeToWrite(t *testing.T) {
+	const binary = " (binary units: 1MiB is 1048576 bytes)"
+	runErrorCases(t, []errorCase{
+		{"nginx's suffix", "[limits]\nmax_body = \"10m\"\n",
+			`routie.toml:2: limits.max_body: "10m" is not a size; write "10MiB"` + binary},
+		{"decimal-looking unit", "[limits]\nmax_body = \"512KB\"\n",
+			`routie.toml:2: limits.max_body: "512KB" is not a size; write "512KiB"` + binary},
+		{"lower-case unit", "[limits]\nmax_body = \"1gib\"\n",
+			`routie.toml:2: limits.max_body: "1gib" is not a size; write "1GiB"` + binary},
+		{"fraction of a unit", "[limits]\nmax_body = \"1.5GiB\"\n",
+			`routie.toml:2: limits.max_body: "1.5GiB" is not a size; write "1536MiB"` + binary},
+		{"number in a string", "[limits]\nmax_body = \"10\"\n",
+			`routie.toml:2: limits.max_body: "10" is not a size; write "10MiB"` + binary},
+		{"unknown unit", "[limits]\nmax_body = \"10 megabytes\"\n",
+			`routie.toml:2: limits.max_body: "10 megabytes" is not a size; write a whole number and a unit, such as "10MiB", "512KiB" or "1GiB", or "0" for no limit`},
+		{"negative size", "[limits]\nmax_body = \"-1MiB\"\n",
+			`routie.toml:2: limits.max_body: "-1MiB" is not a size; write a whole number and a unit, such as "10MiB", "512KiB" or "1GiB", or "0" for no limit`},
+		{"fraction of a byte", "[limits]\nmax_body = \"0.5B\"\n",
+			`routie.toml:2: limits.max_body: "0.5B" is not a size; write a whole number and a unit, such as "10MiB", "512KiB" or "1GiB", or "0" for no limit`},
+		{"bare bytes", "[limits]\nmax_body = 10485760\n",
+			`routie.toml:2: limits.max_body: 10485760 is not a quoted size; write "10MiB" (or "10485760B")`},
+		{"bare small number", "[limits]\nmax_body = 10\n",
+			`routie.toml:2: limits.max_body: 10 is not a quoted size with a unit; write "10MiB" for mebibytes, or "10B" for bytes`},
+		{"bare negative number", "[limits]\nmax_body = -1\n",
+			`routie.toml:2: limits.max_body: -1 is negative; write "0" for no limit, or a size such as "10MiB"`},
+		{"list for a size", "[limits]\nmax_body = [\"1MiB\"]\n",
+			`routie.toml:2: limits.max_body: ["1MiB"] is not a size; write a quoted number and unit, such as "10MiB"`},
+	})
+}
+
+func TestSizesAreReadInBinaryUnits(t *testing.T) {
+	for in, want := range map[string]int64{
+		`"0"`: 0, `0`: 0, `"0B"`: 0, `"1500B"`: 1500, `"512KiB"`: 512 << 10, `"10MiB"`: 10 << 20,
+		`"10 MiB"`: 10 << 20, `"2GiB"`: 2 << 30,
+	} {
+		c, err := Parse("routie.toml", []byte("[limits]\nmax_body = "+in+"\n"))
+		if err != nil {
+			t.Errorf("max_body = %s: %v", in, err)
+			continue
+		}
+		if c.Limits.MaxBody != want {
+			t.Errorf("max_body = %s: %d bytes, want %d", in, c.Limits.MaxBody, want)
+		}
+	}
 }
 
 func TestValueOfTheWrongTypeIsRefusedWithTheFix(t *testing.T) {

@@ -50,6 +50,12 @@ type file struct {
 		Timeout any `toml:"timeout"`
 		Streams any `toml:"streams"`
 	} `toml:"drain"`
+	Limits struct {
+		MaxBody           any `toml:"max_body"`
+		MaxConnsPerClient any `toml:"max_conns_per_client"`
+		HeaderTimeout     any `toml:"header_timeout"`
+		IdleTimeout       any `toml:"idle_timeout"`
+	} `toml:"limits"`
 	Control struct {
 		Socket any `toml:"socket"`
 		Mode   any `toml:"mode"`
@@ -62,6 +68,9 @@ type file struct {
 		Format any `toml:"format"`
 		Access any `toml:"access"`
 	} `toml:"log"`
+	Metrics struct {
+		Listen any `toml:"listen"`
+	} `toml:"metrics"`
 }
 
 // table is one [table] of the file and its keys, in file order.

@@ -67,6 +67,17 @@ func (s *source) validate(c Config) {
 			s.shown("drain.streams", quote(formatDuration(c.Drain.Streams))), quote(formatDuration(def.Drain.Streams)))
 	}
 
+	if c.Limits.MaxBody < 0 {
+		s.fail("limits.max_body", `%s is negative; write "0" for no limit, or a size such as %s`,
+			s.shown("limits.max_body", quote(formatSize(c.Limits.MaxBody))), quote(formatSize(def.Limits.MaxBody)))
+	}
+	if c.Limits.MaxConnsPerClient < 0 {
+		s.fail("limits.max_conns_per_client", "%s is negative; write 0 for no cap, or a number such as %d",
+			s.shown("limits.max_conns_per_client", strconv.Itoa(c.Limits.MaxConnsPerClient)), def.Limits.MaxConnsPerClient)
+	}
+	s.positive("limits.header_timeout", c.Limits.HeaderTimeout, def.Limits.HeaderTimeout)
+	s.positive("limits.idle_timeout", c.Limits.IdleTimeout, def.Limits.IdleTimeout)
+
 	if c.Control.Socket == "" {
 		s.fail("control.socket", `"" is empty; write the socket's path, such as %s`, quote(def.Control.Socket))
 	}
@@ -81,6 +92,14 @@ func (s *source) validate(c Config) {
 
 	s.oneOf("log.level", c.Log.Level, "a log level", "debug", "info", "warn", "error")
 	s.oneOf("log.format", c.Log.Format, "a log format", "auto", "text", "json")
+
+	s.listenAddress("metrics.listen", c.Metrics.Listen, def.Metrics.Listen)
+	for _, l := range []struct{ key, addr string }{{"listen.http", c.Listen.HTTP}, {"listen.https", c.Listen.HTTPS}} {
+		if c.Metrics.Listen != "" && c.Metrics.Listen == l.addr {
+			s.fail("metrics.listen", "%s is %s's address too; give the metrics their own port, such as %s",
+				s.shown("metrics.listen", quote(c.Metrics.Listen)), l.key, quote(def.Metrics.Listen))
+		}
+	}
 }
 
 // tls checks the [tls] table against the HTTPS listener it serves.

@@ -119,6 +119,14 @@ routie.toml:3: tls.key_file: "/etc/ssl/key.pem" is set, but tls.mode = "self-sig
 		{"negative stream grace", "[drain]\nstreams = \"-1m\"\n",
 			`routie.toml:2: drain.streams: "-1m" is negative; write "0s" to close streams at once, or a grace period such as "5m"`},
 
+		// limits
+		{"negative connection cap", "[limits]\nmax_conns_per_client = -1\n",
+			`routie.toml:2: limits.max_conns_per_client: -1 is negative; write 0 for no cap, or a number such as 256`},
+		{"zero header timeout", "[limits]\nheader_timeout = \"0s\"\n",
+			`routie.toml:2: limits.header_timeout: "0s" is not more than zero; write a duration such as "10s"`},
+		{"negative idle timeout", "[limits]\nidle_timeout = \"-75s\"\n",
+			`routie.toml:2: limits.idle_timeout: "-75s" is not more than zero; write a duration such as "1m15s"`},
+
 		// control
 		{"empty control socket", "[control]\nsocket = \"\"\n",
 			`routie.toml:2: control.socket: "" is empty; write the socket's path, such as "/run/routie/control.sock"`},
@@ -138,6 +146,14 @@ routie.toml:3: tls.key_file: "/etc/ssl/key.pem" is set, but tls.mode = "self-sig
 			`routie.toml:2: log.level: "trace" is not a log level; write "debug", "info", "warn" or "error"`},
 		{"unknown log format", "[log]\nformat = \"yaml\"\n",
 			`routie.toml:2: log.format: "yaml" is not a log format; write "auto", "text" or "json"`},
+
+		// metrics
+		{"metrics on a bare port", "[metrics]\nlisten = \"9180\"\n",
+			`routie.toml:2: metrics.listen: "9180" is not host:port; write ":9180", or "" to turn this listener off`},
+		{"metrics on a bare port number", "[metrics]\nlisten = 9180\n",
+			`routie.toml:2: metrics.listen: 9180 is not an address; write ":9180"`},
+		{"metrics on the https port", "[listen]\nhttps = \"127.0.0.1:8443\"\n[metrics]\nlisten = \"127.0.0.1:8443\"\n",
+			`routie.toml:4: metrics.listen: "127.0.0.1:8443" is listen.https's address too; give the metrics their own port, such as "127.0.0.1:9180"`},
 	})
 }
 
@@ -158,6 +174,9 @@ func TestValidValuesAtTheEdgesAreAccepted(t *testing.T) {
 		"acme with a private CA and EAB":                  acmeWith("ca = \"https://ca.internal:9000/acme/acme/directory\"\nca_root = \"/etc/routie/ca.pem\"\neab_kid = \"kid-1\"\neab_hmac = \"c2VjcmV0LWtleS1mcm9tLXRoZS1jYQ\""),
 		"acme keys kept while self-signed":                "[tls]\nmode = \"self-signed\"\nemail = \"ops@routie.dev\"\nca = \"https://ca.internal/dir\"\nchallenges = []\n",
 		"hsts of a year":                                  "[tls]\nhsts = \"8760h\"\n",
+		"no limits":                                       "[limits]\nmax_body = \"0\"\nmax_conns_per_client = 0\n",
+		"metrics off":                                     "[metrics]\nlisten = \"\"\n",
+		"metrics on every interface":                      "[metrics]\nlisten = \":9180\"\n",
 	} {
 		if _, err := Parse("routie.toml", []byte(content)); err != nil {
 			t.Errorf("%s: Parse refused\n%s\nwith: %v", name, content, err)

@@ -32,6 +32,7 @@ func (p *Proxy) serveError(w http.ResponseWriter, r *http.Request, err error) {
 	if f != nil {
 		f.failed = true
 	}
+	limit, isTooLarge := bodyTooLarge(err)
 	switch {
 	case errors.Is(cause, ErrDrainDeadline):
 		p.log.Warn("request cancelled at the drain deadline", "target", target, "method", r.Method, "path", r.URL.Path)
@@ -39,6 +40,12 @@ func (p *Proxy) serveError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(cause, ErrStreamGrace):
 		p.log.Info("stream closed at the end of its grace window", "target", target, "path", r.URL.Path)
 		p.writeError(w, http.StatusGatewayTimeout)
+	case isTooLarge:
+		// The client's body, not the target, failed the request (limitBody).
+		if f != nil {
+			f.failed = false
+		}
+		p.refuseBody(w, r, target, limit)
 	case r.Context().Err() != nil:
 		// The client went away; there is nobody to answer, and nothing to hold against
 		// the target.

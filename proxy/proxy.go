@@ -19,6 +19,7 @@ type Proxy struct {
 	log     *slog.Logger
 	route   atomic.Pointer[route]
 	access  atomic.Bool
+	maxBody atomic.Int64 // limits.max_body in bytes; 0 is no limit
 	buffers *bufferPool
 }
 
@@ -131,6 +132,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	if shortPath(r) {
 		p.serveShort(f, r, ctx)
+		return
+	}
+	if !p.limitBody(f, w, r) {
 		return
 	}
 	t.rp.ServeHTTP(f, r.WithContext(ctx))

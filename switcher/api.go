@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/routie/routie/health"
+	"github.com/routie/routie/proxy"
 )
 
 // Settings are the parts of the configuration the switcher uses. They can change while it
@@ -106,6 +107,29 @@ type TargetStatus struct {
 	Streams  int64          `json:"streams"`
 	Conns    int64          `json:"conns"`
 	Served   uint64         `json:"served"`
+	// Stopped is true when a deploy stopped this target's app after it was retired; a
+	// rollback to it needs the app started first.
+	Stopped bool `json:"stopped,omitempty"`
+}
+
+// Role is what a target is to the switcher.
+type Role string
+
+// The roles of the targets the switcher holds.
+const (
+	RoleActive   Role = "active"   // receives new requests
+	RoleStandby  Role = "standby"  // the rollback target, probed all along
+	RoleDraining Role = "draining" // retired, finishing its work in flight
+)
+
+// KnownTarget is a target the switcher holds, with its live counters, for readers that
+// report on every target.
+type KnownTarget struct {
+	// Target gives the counters: Stats, InFlight, Streams, Conns. Read them; the switcher
+	// owns the target.
+	Target *proxy.Target
+	Role   Role
+	Health health.Health
 }
 
 // ErrNoStandby is returned by Rollback when there is nothing to roll back to.
@@ -147,4 +171,11 @@ type TargetError struct {
 
 func (e *TargetError) Error() string {
 	return fmt.Sprintf("target %q: %s; write a port such as 8081, or host:port such as 127.0.0.1:8081", e.Input, e.Reason)
+}
+
+// StoppedError refuses a rollback to a standby whose app a deploy stopped.
+type StoppedError struct{ Target string }
+
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("the standby %s was stopped after the last deploy; start it first: routiectl rollback --start runs deploy.start for it (or start it yourself and retry)", e.Target)
 }

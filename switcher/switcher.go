@@ -24,6 +24,7 @@ type Switcher struct {
 	store    *Store
 	log      *slog.Logger
 	settings atomic.Pointer[Settings]
+	counters counters
 
 	// stop ends background drains on Close; wg waits for them and for Run.
 	stop     context.Context
@@ -46,6 +47,9 @@ type entry struct {
 	target *proxy.Target
 	health health.State
 	drain  *drainToken // non-nil while the target is being retired
+	// stopped is set when a deploy stopped this target's app (deploy.stop); a passing probe
+	// clears it, since then someone started the app again.
+	stopped atomic.Bool
 }
 
 // drainToken identifies one drain, so that a drain that ends late does not clear a newer one.
@@ -108,7 +112,8 @@ func (s *Switcher) entryFor(addr string) (*entry, error) {
 // Switch makes target active once it passes the health gate (unless opts.Force), then waits
 // until the old target's in-flight HTTP requests are done. Streams on the old target keep
 // running for drain.streams after Switch returns.
-func (s *Switcher) Switch(ctx context.Context, target string, opts SwitchOptions) (Report, error) {
+func (s *Switcher) Switch(ctx context.Context, target string, opts SwitchOptions) (rep Report, err error) {
+	defer func() { s.counters.switches.count(rep, err) }()
 	st := s.current()
 	addr, err := ParseTarget(target, st.Host)
 	if err != nil {
@@ -144,7 +149,8 @@ func (s *Switcher) Switch(ctx context.Context, target string, opts SwitchOptions
 // Rollback makes the standby active again. Unlike a switch it does not wait for several
 // passes: the standby has been probed all along, so one fresh probe is enough (none with
 // opts.Force).
-func (s *Switcher) Rollback(ctx context.Context, opts SwitchOptions) (Report, error) {
+func (s *Switcher) Rollback(ctx context.Context, opts SwitchOptions) (rep Report, err error) {
+	defer func() { s.counters.rollbacks.count(rep, err) }()
 	st := s.current()
 	s.mu.Lock()
 	if s.gating != "" {
@@ -156,6 +162,10 @@ func (s *Switcher) Rollback(ctx context.Context, opts SwitchOptions) (Report, er
 		return Report{}, ErrNoStandby
 	}
 	addr := s.standby.target.Addr()
+	if s.standby.stopped.Load() && !opts.Force {
+		s.mu.Unlock()
+		return Report{}, &StoppedError{Target: addr}
+	}
 	s.gating = addr
 	s.mu.Unlock()
 
@@ -296,6 +306,12 @@ func (s *Switcher) retire(old *entry, st Settings, waited int64) <-chan DrainRep
 		t := old.target
 		r := t.Drain(ctx, st.DrainTimeout)
 		report := DrainReport{Waited: max(waited, r.Waited), Cancelled: r.Cancelled, Took: r.Took, Streams: t.Streams(), Aborted: r.Aborted}
+		if !r.Aborted {
+			// Counted before the report goes out, so Counters agrees with what Switch returned.
+			s.counters.drains.Add(1)
+			s.counters.drainNs.Add(int64(r.Took))
+			s.counters.drainCancelled.Add(uint64(r.Cancelled))
+		}
 		done <- report
 		if r.Aborted {
 			return
@@ -305,6 +321,7 @@ func (s *Switcher) retire(old *entry, st Settings, waited int64) <-chan DrainRep
 		}
 		s.log.Info("drained", "target", t.Addr(), "waited_for", report.Waited, "took", r.Took.Round(time.Millisecond), "streams_left", report.Streams)
 		if closed := t.DrainStreams(ctx, st.StreamGrace); closed > 0 {
+			s.counters.streamsClosed.Add(uint64(closed))
 			s.log.Info("closed streams at the end of drain.streams", "target", t.Addr(), "closed", closed, "drain_streams", st.StreamGrace)
 		}
 		s.mu.Lock()
@@ -328,6 +345,9 @@ func (s *Switcher) forget(e *entry) {
 
 // record stores a probe result and logs a change of health once.
 func (s *Switcher) record(e *entry, r health.Result) {
+	if r.Passed {
+		e.stopped.Store(false)
+	}
 	if !e.health.Record(r) {
 		return
 	}
@@ -414,6 +434,27 @@ func (s *Switcher) Status() Status {
 	return st
 }
 
+// Known returns every target the switcher holds now, in no particular order: the active one,
+// the standby, and retired ones still draining. A forgotten target is never listed, so a
+// reader that builds its view from Known at each read (the metrics) never reports a target
+// that is gone.
+func (s *Switcher) Known() []KnownTarget {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	known := make([]KnownTarget, 0, len(s.known))
+	for _, e := range s.known {
+		role := RoleDraining
+		switch e {
+		case s.active:
+			role = RoleActive
+		case s.standby:
+			role = RoleStandby
+		}
+		known = append(known, KnownTarget{Target: e.target, Role: role, Health: e.health.Health()})
+	}
+	return known
+}
+
 func describe(e *entry) TargetStatus {
 	t := e.target
 	ts := TargetStatus{
@@ -423,6 +464,7 @@ func describe(e *entry) TargetStatus {
 		Streams:  t.Streams(),
 		Conns:    t.Conns(),
 		Served:   t.Served(),
+		Stopped:  e.stopped.Load(),
 	}
 	if r, ok := e.health.Last(); ok {
 		ts.Last = &r

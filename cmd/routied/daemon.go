@@ -19,6 +19,7 @@ import (
 	"github.com/routie/routie/conf"
 	"github.com/routie/routie/control"
 	"github.com/routie/routie/health"
+	"github.com/routie/routie/limits"
 	"github.com/routie/routie/proxy"
 	"github.com/routie/routie/switcher"
 	routietls "github.com/routie/routie/tls"
@@ -38,6 +39,7 @@ type daemon struct {
 	certs    *routietls.Certificates // nil when listen.https is off
 	redirect atomic.Bool             // plain HTTP gets a 308 to HTTPS
 	hsts     atomic.Int64            // tls.hsts in seconds; 0 sends no header
+	conns    *limits.ConnCap         // limits.max_conns_per_client on the public listeners
 }
 
 func newDaemon(cfg conf.Config, logs *logOutput, log *slog.Logger) *daemon {
@@ -107,6 +109,15 @@ func (d *daemon) run(ctx context.Context, pidFile string) error {
 	if err != nil {
 		return err
 	}
+	// A metrics address that cannot be bound is logged, not fatal: routied's job is the
+	// traffic, and the failed scrapes alert on their own.
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "" {
+		if metricsLn, err = upg.listen("tcp", cfg.Metrics.Listen, func() (net.Listener, error) { return listenTCP("metrics.listen", cfg.Metrics.Listen) }); err != nil {
+			d.log.Error("serving no metrics", "err", err)
+		}
+	}
+	d.conns = capConns(cfg.Limits, d.log, &httpLn, &httpsLn)
 
 	// certmagic reports a few things through the standard log package; send them to the
 	// same handler as everything else.
@@ -128,6 +139,7 @@ func (d *daemon) run(ctx context.Context, pidFile string) error {
 
 	d.proxy = proxy.New(d.log)
 	d.proxy.SetAccessLog(cfg.Log.Access)
+	d.proxy.SetMaxBody(cfg.Limits.MaxBody)
 	initial := net.JoinHostPort(cfg.Upstream.Host, strconv.Itoa(cfg.Upstream.Initial))
 	d.sw, err = switcher.New(d.proxy, health.NewChecker(), switcher.NewStore(cfg.State.Dir), settingsFrom(cfg), initial, d.log)
 	if err != nil {
@@ -136,19 +148,24 @@ func (d *daemon) run(ctx context.Context, pidFile string) error {
 	defer d.sw.Close()
 
 	ctl := startControl(ctlLn, cfg.Control, d.sw, d.log, control.WithCertificates(certsAPI{d}))
+	var ms *metricsServer
+	if metricsLn != nil {
+		ms = startMetrics(metricsLn, d.sw, d.certs, d.conns, d.log)
+		d.log.Info("serving metrics", "url", "http://"+metricsLn.Addr().String()+"/metrics")
+	}
 
 	var servers []*drainingServer
 	errs := make(chan error, 4)
 	var wg sync.WaitGroup
 	if httpsLn != nil {
-		srv := newDrainingServer(newServer(withHSTS(d.proxy, &d.hsts), d.log, tlsConfig), httpsLn)
+		srv := newDrainingServer(applyServerLimits(newServer(withHSTS(d.proxy, &d.hsts), d.log, tlsConfig), cfg.Limits), httpsLn)
 		servers = append(servers, srv)
 		wg.Go(func() { errs <- serve(srv.srv, httpsLn, true) })
 		d.log.Info("serving HTTPS", "addr", httpsLn.Addr().String(), "tls", cfg.TLS.Mode, "domains", cfg.TLS.Domains, "hsts", cfg.TLS.HSTS)
 	}
 	if httpLn != nil {
 		d.redirect.Store(cfg.TLS.Redirect && httpsLn != nil)
-		srv := newDrainingServer(newServer(d.plainHTTP(redirectToHTTPS(cfg.Listen.HTTPS)), d.log, nil), httpLn)
+		srv := newDrainingServer(applyServerLimits(newServer(d.plainHTTP(redirectToHTTPS(cfg.Listen.HTTPS)), d.log, nil), cfg.Limits), httpLn)
 		servers = append(servers, srv)
 		wg.Go(func() { errs <- serve(srv.srv, httpLn, false) })
 		d.log.Info("serving HTTP", "addr", httpLn.Addr().String(), "redirect_to_https", d.redirect.Load())
@@ -218,6 +235,10 @@ wait:
 	d.mu.Unlock()
 	drainCtx, cancel := context.WithTimeout(context.Background(), drainCfg.Timeout)
 	defer cancel()
+	if ms != nil {
+		// First, so that after an upgrade scrapes reach the new process only.
+		ms.stop(drainCtx)
+	}
 	var stopping sync.WaitGroup
 	for _, srv := range servers {
 		stopping.Go(func() {

@@ -40,6 +40,8 @@ func (d *daemon) apply(ctx context.Context, next conf.Config) {
 	}
 	d.logs.apply(next.Log)
 	d.proxy.SetAccessLog(next.Log.Access)
+	d.proxy.SetMaxBody(next.Limits.MaxBody)
+	d.conns.SetMax(next.Limits.MaxConnsPerClient)
 	d.sw.Update(settingsFrom(next))
 	d.redirect.Store(next.TLS.Redirect && prev.Listen.HTTPS != "")
 	d.hsts.Store(int64(next.TLS.HSTS / time.Second))

@@ -1,0 +1,472 @@
+package metrics_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/routie/routie/conf"
+	"github.com/routie/routie/health"
+	"github.com/routie/routie/metrics"
+	"github.com/routie/routie/proxy"
+	"github.com/routie/routie/switcher"
+	routietls "github.com/routie/routie/tls"
+)
+
+// app is a stand-in for the Spring Boot app on a real 127.0.0.1 port: it passes health
+// probes, answers / with its name, and holds /hold until the test releases it.
+type app struct {
+	srv     *httptest.Server
+	held    chan struct{}
+	release chan struct{}
+}
+
+func startApp(t *testing.T, name string) *app {
+	t.Helper()
+	a := &app{held: make(chan struct{}, 8), release: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /actuator/health", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"status":"UP"}`) })
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello from "+name) })
+	mux.HandleFunc("GET /missing", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
+	mux.HandleFunc("GET /hold", func(w http.ResponseWriter, r *http.Request) {
+		a.held <- struct{}{}
+		select {
+		case <-a.release:
+		case <-r.Context().Done():
+		}
+	})
+	a.srv = httptest.NewServer(mux)
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *app) addr() string { return a.srv.Listener.Addr().String() }
+
+// rig is routied's core on real sockets: the proxy in front of the apps, its switcher, and
+// the metrics endpoint reading them.
+type rig struct {
+	sw      *switcher.Switcher
+	front   *httptest.Server
+	metrics *httptest.Server
+}
+
+func newRig(t *testing.T, initial string, drainTimeout time.Duration, src metrics.Sources) *rig {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
+	p := proxy.New(log)
+	p.SetAccessLog(false)
+	st := switcher.Settings{
+		Host:         "127.0.0.1",
+		Probe:        health.Probe{Path: "/actuator/health", Timeout: time.Second},
+		Interval:     10 * time.Millisecond,
+		Passes:       1,
+		Wait:         time.Second,
+		DrainTimeout: drainTimeout,
+		StreamGrace:  0,
+	}
+	sw, err := switcher.New(p, health.NewChecker(), switcher.NewStore(t.TempDir()), st, initial, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Switcher = sw
+	r := &rig{sw: sw, front: httptest.NewServer(p), metrics: httptest.NewServer(metrics.Handler(src, log))}
+	t.Cleanup(func() {
+		r.metrics.Close()
+		r.front.Close()
+		sw.Close()
+	})
+	return r
+}
+
+func (r *rig) get(t *testing.T, path string, n int) {
+	t.Helper()
+	for range n {
+		resp, err := r.front.Client().Get(r.front.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+func (r *rig) switchTo(t *testing.T, target string) {
+	t.Helper()
+	if _, err := r.sw.Switch(context.Background(), target, switcher.SwitchOptions{}); err != nil {
+		t.Fatalf("switch to %s: %v", target, err)
+	}
+}
+
+// scrape fetches /metrics and returns every sample by its series, written as in the
+// exposition format with labels sorted: `routie_requests_total{class="2xx",target="..."}`.
+// Histograms and summaries give name_count, name_sum and name_bucket{le=...}.
+func (r *rig) scrape(t *testing.T) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(r.metrics.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics is not valid exposition text: %v", err)
+	}
+	out := map[string]float64{}
+	for name, f := range families {
+		for _, m := range f.Metric {
+			labels := labelsOf(m)
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				out[name+labels("")] = m.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				out[name+labels("")] = m.GetGauge().GetValue()
+			case dto.MetricType_HISTOGRAM:
+				h := m.GetHistogram()
+				out[name+"_count"+labels("")] = float64(h.GetSampleCount())
+				out[name+"_sum"+labels("")] = h.GetSampleSum()
+				for _, b := range h.Bucket {
+					out[name+"_bucket"+labels(fmt.Sprintf("le=%q", fmt.Sprint(b.GetUpperBound())))] = float64(b.GetCumulativeCount())
+				}
+			case dto.MetricType_SUMMARY:
+				out[name+"_count"+labels("")] = float64(m.GetSummary().GetSampleCount())
+				out[name+"_sum"+labels("")] = m.GetSummary().GetSampleSum()
+			default:
+				out[name+labels("")] = m.GetUntyped().GetValue()
+			}
+		}
+	}
+	return out
+}
+
+// labelsOf returns a function writing m's labels, plus extra, sorted, in braces.
+func labelsOf(m *dto.Metric) func(extra string) string {
+	return func(extra string) string {
+		var pairs []string
+		for _, l := range m.Label {
+			pairs = append(pairs, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+		}
+		if extra != "" {
+			pairs = append(pairs, extra)
+		}
+		if len(pairs) == 0 {
+			return ""
+		}
+		sort.Strings(pairs)
+		return "{" + strings.Join(pairs, ",") + "}"
+	}
+}
+
+func expect(t *testing.T, got map[string]float64, want map[string]float64) {
+	t.Helper()
+	for _, series := range slices.Sorted(func(yield func(string) bool) {
+		for k := range want {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		v, ok := got[series]
+		switch {
+		case !ok:
+			t.Errorf("no series %s", series)
+		case v != want[series]:
+			t.Errorf("%s = %v, want %v", series, v, want[series])
+		}
+	}
+}
+
+func TestMetricsCountEachTargetsRequestsAcrossASwitch(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	r := newRig(t, blue.addr(), 10*time.Second, metrics.Sources{})
+	const n, m = 7, 5
+	r.get(t, "/", n)
+	r.get(t, "/missing", 2)
+	r.switchTo(t, green.addr())
+	r.get(t, "/", m)
+
+	b, g := blue.addr(), green.addr()
+	got := r.scrape(t)
+	expect(t, got, map[string]float64{
+		`routie_requests_total{class="2xx",target="` + b + `"}`: n,
+		`routie_requests_total{class="4xx",target="` + b + `"}`: 2,
+		`routie_requests_total{class="5xx",target="` + b + `"}`: 0,
+		`routie_requests_total{class="2xx",target="` + g + `"}`: m,
+		`routie_requests_total{class="4xx",target="` + g + `"}`: 0,
+		`routie_target_failures_total{target="` + b + `"}`:      0,
+
+		`routie_request_duration_seconds_count{target="` + b + `"}`:            n + 2,
+		`routie_request_duration_seconds_count{target="` + g + `"}`:            m,
+		`routie_request_duration_seconds_bucket{le="+Inf",target="` + g + `"}`: m,
+
+		`routie_in_flight_requests{target="` + b + `"}`: 0,
+		`routie_in_flight_requests{target="` + g + `"}`: 0,
+		`routie_open_streams{target="` + g + `"}`:       0,
+
+		`routie_target_role{role="active",target="` + g + `"}`:  1,
+		`routie_target_role{role="standby",target="` + b + `"}`: 1,
+		// The switch's health gate probed green; blue was never probed (Run is not running).
+		`routie_target_health{state="up",target="` + g + `"}`:      1,
+		`routie_target_health{state="down",target="` + g + `"}`:    0,
+		`routie_target_health{state="unknown",target="` + b + `"}`: 1,
+
+		`routie_switches_total{result="ok"}`:      1,
+		`routie_switches_total{result="refused"}`: 0,
+		`routie_switches_total{result="noop"}`:    0,
+		`routie_rollbacks_total{result="ok"}`:     0,
+		// Switch returns once the old target's requests are done: its drain is counted.
+		`routie_drain_duration_seconds_count`:   1,
+		`routie_drain_cancelled_requests_total`: 0,
+	})
+	if got[`routie_request_duration_seconds_sum{target="`+g+`"}`] <= 0 {
+		t.Errorf("routie_request_duration_seconds_sum for %s is not positive", g)
+	}
+	// The Go runtime's and the process's own metrics come along.
+	for _, series := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+		if _, ok := got[series]; !ok {
+			t.Errorf("no series %s", series)
+		}
+	}
+}
+
+func TestMetricsCountSwitchAndRollbackResults(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	r := newRig(t, blue.addr(), 10*time.Second, metrics.Sources{})
+	ctx := context.Background()
+
+	r.switchTo(t, green.addr())
+	r.switchTo(t, green.addr()) // already active
+	if _, err := r.sw.Switch(ctx, deadPort(t), switcher.SwitchOptions{Wait: 50 * time.Millisecond}); err == nil {
+		t.Fatal("switch to a dead port was not refused")
+	}
+	if _, err := r.sw.Switch(ctx, "not a port", switcher.SwitchOptions{}); err == nil {
+		t.Fatal("switch to an unparsable target succeeded")
+	}
+	if _, err := r.sw.Rollback(ctx, switcher.SwitchOptions{}); err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+
+	expect(t, r.scrape(t), map[string]float64{
+		`routie_switches_total{result="ok"}`:                               1,
+		`routie_switches_total{result="noop"}`:                             1,
+		`routie_switches_total{result="refused"}`:                          1,
+		`routie_switches_total{result="failed"}`:                           1,
+		`routie_rollbacks_total{result="ok"}`:                              1,
+		`routie_rollbacks_total{result="refused"}`:                         0,
+		`routie_drain_duration_seconds_count`:                              2,
+		`routie_target_role{role="active",target="` + blue.addr() + `"}`:   1,
+		`routie_target_role{role="standby",target="` + green.addr() + `"}`: 1,
+	})
+}
+
+func TestForgottenTargetLeavesNoSeries(t *testing.T) {
+	blue, green, red := startApp(t, "blue"), startApp(t, "green"), startApp(t, "red")
+	r := newRig(t, blue.addr(), 10*time.Second, metrics.Sources{})
+	r.get(t, "/", 3)
+	r.switchTo(t, green.addr())
+	r.get(t, "/", 3)
+	// Blue is the standby now, and still draining its (zero) streams for a moment.
+	waitFor(t, "blue's drain to end", func() bool { return len(r.sw.Status().Draining) == 0 && r.sw.Status().Standby != nil })
+	r.switchTo(t, red.addr()) // green becomes the standby; blue is forgotten
+	waitFor(t, "blue to be forgotten", func() bool {
+		for _, k := range r.sw.Known() {
+			if k.Target.Addr() == blue.addr() {
+				return false
+			}
+		}
+		return true
+	})
+
+	got := r.scrape(t)
+	for series := range got {
+		if strings.Contains(series, blue.addr()) {
+			t.Errorf("series %s remains for a target routied no longer knows", series)
+		}
+	}
+	expect(t, got, map[string]float64{
+		`routie_requests_total{class="2xx",target="` + green.addr() + `"}`: 3,
+		`routie_target_role{role="standby",target="` + green.addr() + `"}`: 1,
+		`routie_target_role{role="active",target="` + red.addr() + `"}`:    1,
+	})
+}
+
+func TestDrainDeadlineCancellationsAreCounted(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	r := newRig(t, blue.addr(), 100*time.Millisecond, metrics.Sources{})
+	answered := make(chan int, 2)
+	for range 2 {
+		go func() {
+			resp, err := r.front.Client().Get(r.front.URL + "/hold")
+			if err != nil {
+				answered <- 0
+				return
+			}
+			resp.Body.Close()
+			answered <- resp.StatusCode
+		}()
+		<-blue.held
+	}
+	expect(t, r.scrape(t), map[string]float64{`routie_in_flight_requests{target="` + blue.addr() + `"}`: 2})
+
+	r.switchTo(t, green.addr()) // returns after the drain, which cancels both at 100ms
+	for range 2 {
+		if code := <-answered; code != http.StatusGatewayTimeout {
+			t.Errorf("held request answered %d, want 504", code)
+		}
+	}
+	got := r.scrape(t)
+	expect(t, got, map[string]float64{
+		`routie_drain_cancelled_requests_total`:                           2,
+		`routie_drain_duration_seconds_count`:                             1,
+		`routie_target_failures_total{target="` + blue.addr() + `"}`:      2,
+		`routie_requests_total{class="5xx",target="` + blue.addr() + `"}`: 2,
+		`routie_in_flight_requests{target="` + blue.addr() + `"}`:         0,
+	})
+	if s := got["routie_drain_duration_seconds_sum"]; s < 0.1 {
+		t.Errorf("routie_drain_duration_seconds_sum = %v, want at least the 0.1s drain.timeout", s)
+	}
+}
+
+func TestCertificateExpiryIsReportedPerNameForFilesMode(t *testing.T) {
+	blue := startApp(t, "blue")
+	dir := t.TempDir()
+	notAfter := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second)
+	cfg := conf.Default()
+	cfg.State.Dir = dir
+	cfg.TLS.Mode = conf.TLSFiles
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = writeCertificate(t, dir, notAfter, "shop.example", "www.shop.example")
+	certs, err := routietls.New(t.Context(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(certs.Close)
+
+	r := newRig(t, blue.addr(), time.Second, metrics.Sources{Certificates: certs.Status, RefusedConns: func() uint64 { return 3 }})
+	got := r.scrape(t)
+	expect(t, got, map[string]float64{
+		`routie_certificate_expiry_timestamp_seconds{name="shop.example"}`:     float64(notAfter.Unix()),
+		`routie_certificate_expiry_timestamp_seconds{name="www.shop.example"}`: float64(notAfter.Unix()),
+		`routie_refused_connections_total`:                                     3,
+	})
+}
+
+func TestSelfSignedCertificateHasNoExpirySeries(t *testing.T) {
+	blue := startApp(t, "blue")
+	cfg := conf.Default()
+	cfg.State.Dir = t.TempDir()
+	certs, err := routietls.New(t.Context(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(certs.Close)
+	r := newRig(t, blue.addr(), time.Second, metrics.Sources{Certificates: certs.Status})
+	for series := range r.scrape(t) {
+		if strings.HasPrefix(series, "routie_certificate_") {
+			t.Errorf("self-signed mode reports %s", series)
+		}
+	}
+}
+
+func TestMetricsFollowPrometheusNamingConventions(t *testing.T) {
+	blue := startApp(t, "blue")
+	r := newRig(t, blue.addr(), time.Second, metrics.Sources{RefusedConns: func() uint64 { return 0 }})
+	r.get(t, "/", 1)
+	resp, err := http.Get(r.metrics.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	problems, err := promlint.New(resp.Body).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "routie_") {
+			t.Errorf("%s: %s", p.Metric, p.Text)
+		}
+	}
+}
+
+// deadPort returns a 127.0.0.1 address where nothing listens: a listener opened and closed.
+func deadPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// writeCertificate writes a self-issued certificate for names, valid until notAfter, and its
+// key, as PEM files in dir.
+func writeCertificate(t *testing.T, dir string, notAfter time.Time, names ...string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(42),
+		Subject:      pkix.Name{CommonName: names[0]},
+		DNSNames:     names,
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for path, block := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "PRIVATE KEY", Bytes: keyDER}} {
+		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certFile, keyFile
+}
