@@ -100,7 +100,12 @@ func (c *Client) Switch(ctx context.Context, req SwitchRequest, onEvent func(swi
 
 // Rollback asks routied to make the standby active again, as Switch does.
 func (c *Client) Rollback(ctx context.Context, force bool, onEvent func(switcher.Event)) (switcher.Report, error) {
-	return c.stream(ctx, PathRollback, RollbackRequest{Force: force}, onEvent)
+	return c.RollbackWith(ctx, RollbackRequest{Force: force}, onEvent)
+}
+
+// RollbackWith is Rollback with every option of the request, such as Start.
+func (c *Client) RollbackWith(ctx context.Context, req RollbackRequest, onEvent func(switcher.Event)) (switcher.Report, error) {
+	return c.stream(ctx, PathRollback, req, onEvent)
 }
 
 // Health asks routied to probe target once. A failed probe is a Result with Passed false,

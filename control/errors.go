@@ -16,6 +16,7 @@ const (
 	KindMethodNotAllowed = "method_not_allowed" // 405: wrong method for the route
 	KindInProgress       = "in_progress"        // 409: another switch is health-gating
 	KindNoStandby        = "no_standby"         // 409: nothing to roll back to
+	KindStandbyStopped   = "standby_stopped"    // 409: a deploy stopped the standby's app
 	KindRefused          = "refused"            // 422: the health gate failed
 	KindCancelled        = "cancelled"          // 503: the request went away before the end
 	KindInternal         = "internal"           // 500: anything else
@@ -34,6 +35,7 @@ const (
 //	wrong method                                  405     method_not_allowed (with Allow)
 //	*switcher.InProgressError                     409     in_progress
 //	switcher.ErrNoStandby                         409     no_standby
+//	*switcher.StoppedError                        409     standby_stopped
 //	*switcher.RefusedError                        422     refused
 //	context.Canceled, context.DeadlineExceeded    503     cancelled
 //	anything else                                 500     internal
@@ -61,6 +63,7 @@ func errorFor(err error) *Error {
 		targetErr  *switcher.TargetError
 		inProgress *switcher.InProgressError
 		refused    *switcher.RefusedError
+		stopped    *switcher.StoppedError
 	)
 	switch {
 	case errors.As(err, &e):
@@ -71,6 +74,8 @@ func errorFor(err error) *Error {
 		return &Error{Kind: KindInProgress, Message: err.Error(), Status: http.StatusConflict}
 	case errors.Is(err, switcher.ErrNoStandby):
 		return &Error{Kind: KindNoStandby, Message: err.Error(), Status: http.StatusConflict}
+	case errors.As(err, &stopped):
+		return &Error{Kind: KindStandbyStopped, Message: err.Error(), Status: http.StatusConflict}
 	case errors.As(err, &refused):
 		return &Error{Kind: KindRefused, Message: err.Error(), Status: http.StatusUnprocessableEntity}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

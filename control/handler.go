@@ -62,10 +62,11 @@ const (
 
 // handler serves the control API. Its zero value is not usable; call NewHandler.
 type handler struct {
-	sw     Switcher
-	certs  Certificates // nil without WithCertificates
-	log    *slog.Logger
-	routes []route
+	sw       Switcher
+	certs    Certificates // nil without WithCertificates
+	deployer Deployer     // nil without WithDeployer
+	log      *slog.Logger
+	routes   []route
 }
 
 type route struct {
@@ -92,6 +93,9 @@ func NewHandler(sw Switcher, log *slog.Logger, opts ...Option) http.Handler {
 		h.routes = append(h.routes,
 			route{http.MethodGet, PathCerts, h.listCerts},
 			route{http.MethodPost, PathRenew, h.renewCert})
+	}
+	if h.deployer != nil {
+		h.routes = append(h.routes, h.deployRoutes()...)
 	}
 	return h
 }
@@ -132,6 +136,9 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 	s := StatusResponse{Status: h.sw.Status(), Version: Version}
 	if h.certs != nil {
 		s.Certs = h.certs.Certs()
+	}
+	if h.deployer != nil {
+		s.Deploy = h.deployer.Current()
 	}
 	writeJSON(w, http.StatusOK, s)
 }
@@ -223,9 +230,16 @@ func (h *handler) rollback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := h.log.With(peerAttrs(r.Context())...)
-	log.Info("rollback requested", "force", req.Force)
+	log.Info("rollback requested", "force", req.Force, "start", req.Start)
+	if req.Start && h.deployer == nil {
+		writeError(w, badRequest(`"start": this routied runs no deploys, so it has no deploy.start to run; start the standby yourself and send {"force": false}`))
+		return
+	}
 	h.stream(w, r, log, "rollback", func(opts switcher.SwitchOptions) (switcher.Report, error) {
 		opts.Force = req.Force
+		if req.Start {
+			return h.deployer.RollbackStart(r.Context(), opts)
+		}
 		return h.sw.Rollback(r.Context(), opts)
 	})
 }

@@ -8,6 +8,9 @@
 //	POST /v1/rollback  RollbackRequest → NDJSON stream of StreamLine (empty body allowed)
 //	POST /v1/health    HealthRequest   → health.Result (a failed probe is still 200)
 //	GET  /v1/version   VersionResponse
+//	POST /v1/deploy         DeployRequest → NDJSON stream of DeployLine
+//	POST /v1/deploy/abort   DeployAbortResponse
+//	GET  /v1/history        HistoryResponse
 //	GET  /v1/certs          CertsResponse
 //	POST /v1/certs/renew    RenewRequest → CertStatus (after the new certificate is served)
 //
@@ -22,6 +25,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/routie/routie/deploy"
 	"github.com/routie/routie/switcher"
 )
 
@@ -56,6 +60,9 @@ type SwitchRequest struct {
 type RollbackRequest struct {
 	// Force skips the probe of the standby. Default false.
 	Force bool `json:"force,omitempty"`
+	// Start runs deploy.start for the standby first (a deploy stopped it) and then switches
+	// through the health gate. Needs the deploy routes. Default false.
+	Start bool `json:"start,omitempty"`
 }
 
 // HealthRequest is the body of POST /v1/health: {"target":"8081"}.
@@ -73,6 +80,9 @@ type StatusResponse struct {
 	// Certs is the certificate served for each name, as GET /v1/certs has it; absent when
 	// the daemon serves no HTTPS.
 	Certs []CertStatus `json:"certs,omitempty"`
+	// Deploy is the deploy in progress: its phase, the time left in its monitor window and
+	// the two targets side by side; absent when none runs.
+	Deploy *deploy.Status `json:"deploy,omitempty"`
 }
 
 // CertsResponse is the answer to GET /v1/certs.

@@ -30,6 +30,9 @@ Subcommands:
   rollback        make the standby (the previous target) active again
   status          show the active and standby targets, their health and load
   health TARGET   probe TARGET once, as a switch does
+  deploy          start, health-check, switch to, watch and keep the new version, with
+                  automatic rollback; deploy --abort
+  history         past deploys: when, who, from → to, result and why
   certs           show each name's certificate and when it expires; certs renew NAME
   version         show the routiectl and routied versions
 
@@ -59,6 +62,8 @@ var commands = map[string]command{
 	"status":   {statusUsage, runStatus},
 	"health":   {healthUsage, runHealth},
 	"certs":    {certsUsage, runCerts},
+	"deploy":   {deployUsage, runDeploy},
+	"history":  {historyUsage, runHistory},
 	"version":  {versionUsage, runVersion},
 }
 

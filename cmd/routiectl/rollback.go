@@ -8,7 +8,7 @@ import (
 	"github.com/routie/routie/control"
 )
 
-const rollbackUsage = `Usage: routiectl rollback [--force]
+const rollbackUsage = `Usage: routiectl rollback [--force] [--start]
 
 Make the standby, the target that was active before the last switch, active again.
 routied probes it once first (it has been probed all along) and then switches as
@@ -16,6 +16,8 @@ routiectl switch does, waiting for the requests in flight on the target it leave
 
 Flags:
   --force          skip the probe and switch now
+  --start          the standby's app was stopped by a deploy: run deploy.start for it
+                   first, then switch through the health gate
   --socket PATH    routied's control socket
                    (default $ROUTIE_SOCKET, else /run/routie/control.sock)
 
@@ -28,6 +30,7 @@ Example, after a deploy to 8081 that misbehaves while app@8080 still runs:
 func runRollback(ctx context.Context, c *cli, args []string) error {
 	fs := c.flagSet("rollback")
 	force := fs.Bool("force", false, "")
+	start := fs.Bool("start", false, "")
 	args, err := c.parse(fs, args, rollbackUsage)
 	if err != nil {
 		return err
@@ -37,7 +40,7 @@ func runRollback(ctx context.Context, c *cli, args []string) error {
 	}
 
 	p := &progress{c: c, force: *force}
-	rep, err := c.client().Rollback(ctx, *force, p.event)
+	rep, err := c.client().RollbackWith(ctx, control.RollbackRequest{Force: *force, Start: *start}, p.event)
 	if err != nil {
 		if ctx.Err() != nil {
 			return p.interrupted("rollback")
@@ -45,6 +48,9 @@ func runRollback(ctx context.Context, c *cli, args []string) error {
 		var ce *control.Error
 		if errors.As(err, &ce) && ce.Kind == control.KindRefused {
 			return &hintError{err: err, hint: "start the app on the standby's port again and retry; routiectl rollback --force only if you know it serves"}
+		}
+		if errors.As(err, &ce) && ce.Kind == control.KindStandbyStopped {
+			return &hintError{err: err, hint: "routiectl rollback --start"}
 		}
 		if errors.As(err, &ce) && ce.Kind == control.KindInProgress {
 			return &hintError{err: err, hint: "routiectl status"}

@@ -1,0 +1,183 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/routie/routie/proxy"
+	"github.com/routie/routie/switcher"
+)
+
+// deploy runs the steps of one deploy and records how it ended.
+func (d *Deployer) deploy(ctx context.Context, r *run, req Request, st Settings) {
+	result, why := d.steps(ctx, r, req, st)
+	now := time.Now()
+	rec, err := d.history.update(r.id, func(rec *Record) {
+		rec.Result, rec.Why, rec.Finished = result, why, &now
+	})
+	if err != nil {
+		d.log.Error("cannot record the end of a deploy", "deploy", r.id, "err", err)
+		rec = r.record
+		rec.Result, rec.Why, rec.Finished = result, why, &now
+	}
+	level := d.log.Info
+	if result != ResultSucceeded {
+		level = d.log.Warn
+	}
+	level("deploy ended", "deploy", r.id, "from", r.from, "to", r.to, "result", result, "why", why)
+	r.mu.Lock()
+	r.record = rec
+	r.mu.Unlock()
+	r.emit(PhaseDone, fmt.Sprintf("deploy %d %s: %s", r.id, result, why), nil)
+	r.mu.Lock()
+	r.events[len(r.events)-1].Done = &rec
+	r.mu.Unlock()
+}
+
+// phase moves the deploy to p, in memory and in the history (so a restart knows where it
+// stopped).
+func (d *Deployer) phase(r *run, p, message string) {
+	// On disk first: a status that shows the phase must never be ahead of what a restart
+	// would find.
+	if _, err := d.history.update(r.id, func(rec *Record) { rec.Phase = p }); err != nil {
+		d.log.Error("cannot record the deploy's phase", "deploy", r.id, "err", err)
+	}
+	r.mu.Lock()
+	r.record.Phase = p
+	r.mu.Unlock()
+	d.log.Info("deploy "+p, "deploy", r.id, "detail", message)
+	r.emit(p, message, nil)
+}
+
+// steps runs start, switch, monitor and stop, and returns the result and why.
+func (d *Deployer) steps(ctx context.Context, r *run, req Request, st Settings) (string, string) {
+	toHost, toPort := splitTarget(r.to)
+	fromHost, fromPort := splitTarget(r.from)
+
+	// 1. Start the new version.
+	switch {
+	case req.NoStart:
+		d.phase(r, PhaseStart, fmt.Sprintf("--no-start: %s was started by hand", r.to))
+	case st.Start == "":
+		d.phase(r, PhaseStart, "deploy.start is empty: expecting the new version to be started already")
+	default:
+		d.phase(r, PhaseStart, fmt.Sprintf("starting the new version: %s", fill(st.Start, toHost, toPort)))
+		err := runCommand(ctx, fill(st.Start, toHost, toPort), st.StartTimeout, d.log, func(line string) { r.emit(PhaseStart, line, nil) })
+		if ctx.Err() != nil {
+			return ResultAborted, "aborted while the new version was starting; nothing was switched"
+		}
+		if err != nil {
+			return ResultFailed, fmt.Sprintf("deploy.start failed: %v; nothing was switched", err)
+		}
+	}
+
+	// 2. Health gate and switch; the baseline is the old target's recent answers.
+	base, baseTook := d.activeWindow(r.from, st.Monitor)
+	r.mu.Lock()
+	r.baseline, r.baseTook = base, baseTook
+	r.mu.Unlock()
+	d.phase(r, PhaseSwitch, fmt.Sprintf("health-checking %s, then switching %s → %s", r.to, r.from, r.to))
+	rep, err := d.sw.Switch(ctx, r.to, switcher.SwitchOptions{Progress: func(e switcher.Event) {
+		r.emit(PhaseSwitch, "", &e)
+	}})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ResultAborted, "aborted during the health gate; nothing was switched"
+		}
+		var refused *switcher.RefusedError
+		if errors.As(err, &refused) {
+			return ResultFailed, fmt.Sprintf("the new version never became healthy: %v; nothing was switched", err)
+		}
+		return ResultFailed, fmt.Sprintf("switch refused: %v; nothing was switched", err)
+	}
+	if rep.NoOp {
+		return ResultFailed, fmt.Sprintf("%s was already active; nothing to deploy", r.to)
+	}
+
+	// 3. Watch the new target against the baseline.
+	ends := time.Now().Add(st.Monitor)
+	r.mu.Lock()
+	r.monitorEnds = ends
+	r.mu.Unlock()
+	d.phase(r, PhaseMonitor, fmt.Sprintf("watching %s for %s against %s before the switch (error rate over %s, p95 over %s× the old)",
+		r.to, st.Monitor, r.from, percent(st.Limits.MaxErrorRate), strconv.FormatFloat(st.Limits.MaxLatencyRatio, 'g', -1, 64)))
+	verdict, err := d.monitor(ctx, r, st, base, ends)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return d.rollback(r, ResultAborted, "aborted during the monitor window")
+	case err != nil:
+		return ResultFailed, err.Error()
+	case verdict.Trip:
+		return d.rollback(r, ResultRolledBack, verdict.Reason())
+	}
+
+	// 4. Stop the old version to give its memory back.
+	if st.Stop == "" {
+		d.phase(r, PhaseStop, fmt.Sprintf("deploy.stop is empty: %s stays up as the standby", r.from))
+		return ResultSucceeded, fmt.Sprintf("%s watched for %s without a problem", r.to, st.Monitor)
+	}
+	d.phase(r, PhaseStop, fmt.Sprintf("stopping the old version: %s", fill(st.Stop, fromHost, fromPort)))
+	err = runCommand(context.Background(), fill(st.Stop, fromHost, fromPort), st.StartTimeout, d.log, func(line string) { r.emit(PhaseStop, line, nil) })
+	d.sw.MarkStopped(r.from)
+	if err != nil {
+		return ResultSucceeded, fmt.Sprintf("%s watched for %s without a problem, but deploy.stop failed: %v (stop %s by hand)", r.to, st.Monitor, err, r.from)
+	}
+	return ResultSucceeded, fmt.Sprintf("%s watched for %s without a problem; %s stopped", r.to, st.Monitor, r.from)
+}
+
+// monitor samples the new target every tick until ends, judging each deploy.sustain window.
+func (d *Deployer) monitor(ctx context.Context, r *run, st Settings, base proxy.StatsSnapshot, ends time.Time) (Verdict, error) {
+	var seen samples
+	seen.keep = st.Sustain
+	t := time.NewTicker(d.tick)
+	defer t.Stop()
+	for {
+		if active := d.sw.Status().Active.Addr; active != r.to {
+			return Verdict{}, fmt.Errorf("someone switched to %s during the monitor window; stopped watching", active)
+		}
+		if stats, ok := d.sw.TargetStats(r.to); ok {
+			seen.add(time.Now(), stats)
+		}
+		if window, took := seen.window(st.Sustain); took >= st.Sustain {
+			if v := Judge(base, window, st.Limits); v.Trip {
+				return v, nil
+			}
+		}
+		if !time.Now().Before(ends) {
+			return Verdict{}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return Verdict{}, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// rollback sends traffic back to the old target; result and why say why.
+func (d *Deployer) rollback(r *run, result, why string) (string, string) {
+	d.phase(r, PhaseRollback, fmt.Sprintf("rolling back to %s: %s", r.from, why))
+	// A deploy that decided to roll back finishes doing so even if its caller left.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := d.sw.Rollback(ctx, switcher.SwitchOptions{Progress: func(e switcher.Event) { r.emit(PhaseRollback, "", &e) }}); err != nil {
+		return ResultFailed, fmt.Sprintf("%s, and the rollback to %s failed: %v", why, r.from, err)
+	}
+	return result, why + "; traffic is back on " + r.from
+}
+
+// fill puts host and port into an operator's command.
+func fill(command, host string, port int) string {
+	return strings.NewReplacer("{port}", strconv.Itoa(port), "{host}", host).Replace(command)
+}
+
+func splitTarget(addr string) (string, int) {
+	host, p, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(p)
+	return host, port
+}
