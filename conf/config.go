@@ -15,6 +15,7 @@ type Config struct {
 	Health   Health
 	Drain    Drain
 	Limits   Limits
+	Deploy   Deploy
 	Control  Control
 	State    State
 	Log      Log
@@ -95,6 +96,34 @@ type Upstream struct {
 	Host string
 	// Initial is the port served when no saved state exists. Default 8080.
 	Initial int
+	// Ports are the slots a deploy alternates between: it deploys to the one that is not
+	// active. Default [8080, 8081].
+	Ports []int
+}
+
+// Deploy configures `routiectl deploy`: the commands that start and stop a version, and when
+// routied rolls a new version back on its own.
+type Deploy struct {
+	// Start starts the new version; {port} (and {host}) are filled in, e.g.
+	// "systemctl restart app@{port}". Default "": the version is started by hand.
+	Start string
+	// Stop stops the old version once the new one passed its window, e.g.
+	// "systemctl stop app@{port}". Default "": the old version stays up as the standby.
+	Stop string
+	// StartTimeout bounds Start and Stop. Default 5m.
+	StartTimeout time.Duration
+	// Monitor is how long the new version is watched before the old one is stopped.
+	// Default 5m.
+	Monitor time.Duration
+	// Sustain is the window over which a figure must stay bad before a rollback. Default 30s.
+	Sustain time.Duration
+	// MinRequests is how many answers a window needs before it is judged. Default 50.
+	MinRequests int
+	// MaxErrorRate is the share of 5xx answers that rolls back, when it is also at least
+	// twice the old version's. Default 0.02.
+	MaxErrorRate float64
+	// MaxLatencyRatio is how many times the old version's p95 latency rolls back. Default 2.
+	MaxLatencyRatio float64
 }
 
 // Health configures the probes that gate a switch and watch active and standby.
@@ -185,7 +214,7 @@ func Default() Config {
 			CA:         LetsEncrypt,
 			Challenges: []string{ChallengeHTTP01, ChallengeTLSALPN01},
 		},
-		Upstream: Upstream{Host: "127.0.0.1", Initial: 8080},
+		Upstream: Upstream{Host: "127.0.0.1", Initial: 8080, Ports: []int{8080, 8081}},
 		Health: Health{
 			Path:     "/actuator/health",
 			Interval: time.Second,
@@ -204,5 +233,13 @@ func Default() Config {
 		State:   State{Dir: "/var/lib/routie"},
 		Log:     Log{Level: "info", Format: "auto", Access: true},
 		Metrics: Metrics{Listen: "127.0.0.1:9180"},
+		Deploy: Deploy{
+			StartTimeout:    5 * time.Minute,
+			Monitor:         5 * time.Minute,
+			Sustain:         30 * time.Second,
+			MinRequests:     50,
+			MaxErrorRate:    0.02,
+			MaxLatencyRatio: 2,
+		},
 	}
 }

@@ -47,6 +47,11 @@ func (c Config) Encode() []byte {
 	section("upstream")
 	str("host", c.Upstream.Host)
 	integer("initial", c.Upstream.Initial)
+	ports := make([]string, len(c.Upstream.Ports))
+	for i, p := range c.Upstream.Ports {
+		ports[i] = strconv.Itoa(p)
+	}
+	fmt.Fprintf(&b, "ports = [%s]\n", strings.Join(ports, ", "))
 
 	section("health")
 	str("path", c.Health.Path)
@@ -80,6 +85,16 @@ func (c Config) Encode() []byte {
 
 	section("metrics")
 	str("listen", c.Metrics.Listen)
+
+	section("deploy")
+	str("start", c.Deploy.Start)
+	str("stop", c.Deploy.Stop)
+	duration("start_timeout", c.Deploy.StartTimeout)
+	duration("monitor", c.Deploy.Monitor)
+	duration("sustain", c.Deploy.Sustain)
+	integer("min_requests", c.Deploy.MinRequests)
+	fmt.Fprintf(&b, "max_error_rate = %s\n", formatFloat(c.Deploy.MaxErrorRate))
+	fmt.Fprintf(&b, "max_latency_ratio = %s\n", formatFloat(c.Deploy.MaxLatencyRatio))
 	return b.Bytes()
 }
 
@@ -144,4 +159,13 @@ func formatSize(n int64) string {
 		}
 	}
 	return strconv.FormatInt(n, 10) + "B"
+}
+
+// formatFloat writes f so that TOML reads it back as a float: 2 becomes 2.0.
+func formatFloat(f float64) string {
+	s := strconv.FormatFloat(f, 'g', -1, 64)
+	if !strings.ContainsAny(s, ".eEn") {
+		s += ".0"
+	}
+	return s
 }

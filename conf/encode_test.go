@@ -29,7 +29,7 @@ func everyFieldChanged() Config {
 			EABHMAC:    "c2VjcmV0",
 			HSTS:       365 * 24 * time.Hour,
 		},
-		Upstream: Upstream{Host: "app.internal", Initial: 9090},
+		Upstream: Upstream{Host: "app.internal", Initial: 9090, Ports: []int{9090, 9091, 9092}},
 		Health: Health{
 			Path:       "/healthz?full=1",
 			Interval:   250 * time.Millisecond,
@@ -44,6 +44,11 @@ func everyFieldChanged() Config {
 		State:   State{Dir: "var/state"},
 		Log:     Log{Level: "debug", Format: "json", Access: false},
 		Metrics: Metrics{Listen: "[::1]:9100"},
+		Deploy: Deploy{
+			Start: "systemctl restart app@{port}", Stop: "systemctl stop app@{port}",
+			StartTimeout: 90 * time.Second, Monitor: 10 * time.Minute, Sustain: 45 * time.Second,
+			MinRequests: 200, MaxErrorRate: 0.005, MaxLatencyRatio: 1.5,
+		},
 	}
 }
 

@@ -193,6 +193,7 @@ func (s *source) overlay(f *file, c *Config) {
 
 	s.str("upstream.host", f.Upstream.Host, &c.Upstream.Host)
 	s.integer("upstream.initial", f.Upstream.Initial, &c.Upstream.Initial)
+	s.ports("upstream.ports", f.Upstream.Ports, &c.Upstream.Ports)
 
 	s.str("health.path", f.Health.Path, &c.Health.Path)
 	s.duration("health.interval", f.Health.Interval, &c.Health.Interval)
@@ -219,6 +220,52 @@ func (s *source) overlay(f *file, c *Config) {
 	s.boolean("log.access", f.Log.Access, &c.Log.Access)
 
 	s.address("metrics.listen", f.Metrics.Listen, &c.Metrics.Listen)
+
+	s.str("deploy.start", f.Deploy.Start, &c.Deploy.Start)
+	s.str("deploy.stop", f.Deploy.Stop, &c.Deploy.Stop)
+	s.duration("deploy.start_timeout", f.Deploy.StartTimeout, &c.Deploy.StartTimeout)
+	s.duration("deploy.monitor", f.Deploy.Monitor, &c.Deploy.Monitor)
+	s.duration("deploy.sustain", f.Deploy.Sustain, &c.Deploy.Sustain)
+	s.integer("deploy.min_requests", f.Deploy.MinRequests, &c.Deploy.MinRequests)
+	s.number("deploy.max_error_rate", f.Deploy.MaxErrorRate, &c.Deploy.MaxErrorRate)
+	s.number("deploy.max_latency_ratio", f.Deploy.MaxLatencyRatio, &c.Deploy.MaxLatencyRatio)
+}
+
+// ports sets a list of port numbers.
+func (s *source) ports(key string, v any, dst *[]int) {
+	if v == nil {
+		return
+	}
+	list, ok := v.([]any)
+	if !ok {
+		s.fail(key, "%s is not a list of ports; write [8080, 8081]", s.shown(key, formatValue(v)))
+		return
+	}
+	out := make([]int, 0, len(list))
+	for _, item := range list {
+		n, ok := item.(int64)
+		if !ok {
+			s.fail(key, "%s is not a port; write a list of numbers such as [8080, 8081]", formatValue(item))
+			return
+		}
+		out = append(out, int(n))
+	}
+	*dst = out
+}
+
+// number sets a decimal number; a whole number is fine too.
+func (s *source) number(key string, v any, dst *float64) {
+	switch v := v.(type) {
+	case nil:
+	case float64:
+		*dst = v
+	case int64:
+		*dst = float64(v)
+	case string:
+		s.fail(key, "%s is a string, not a number; write it without quotes, such as %s", s.shown(key, quote(v)), strconv.FormatFloat(*dst, 'g', -1, 64))
+	default:
+		s.fail(key, "%s is not a number; write a number such as %s", s.shown(key, formatValue(v)), strconv.FormatFloat(*dst, 'g', -1, 64))
+	}
 }
 
 // The converters below set *dst from a value the file sets (v != nil) and report a value of the

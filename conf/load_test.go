@@ -65,14 +65,16 @@ func TestUnknownKeyWithoutALikelyMatchListsTheValidOnes(t *testing.T) {
 		{"unknown key", "[health]\nmethod = \"HEAD\"\n",
 			`routie.toml:2: health.method: unknown key; [health] has path, interval, timeout, passes, wait, expect_body`},
 		{"unknown top-level key", "workers = 4\n",
-			`routie.toml:1: workers: unknown key; the tables are [listen], [tls], [upstream], [health], [drain], [limits], [control], [state], [log], [metrics]`},
+			`routie.toml:1: workers: unknown key; the tables are [listen], [tls], [upstream], [health], [drain], [limits], [control], [state], [log], [metrics], [deploy]`},
 		{"unknown table", "[gzip]\nlevel = 5\n",
-			`routie.toml:1: gzip: unknown table; the tables are [listen], [tls], [upstream], [health], [drain], [limits], [control], [state], [log], [metrics]`},
+			`routie.toml:1: gzip: unknown table; the tables are [listen], [tls], [upstream], [health], [drain], [limits], [control], [state], [log], [metrics], [deploy]`},
 		{"sub-table", "[health.probe]\npath = \"/\"\n",
 			`routie.toml:1: health.probe: unknown table; [health] has no sub-tables, its keys are path, interval, timeout, passes, wait, expect_body`},
 		// A port is not a host: "port" must not be offered "host" just for sharing two letters.
-		{"no wild guess", "[upstream]\nport = 8081\n",
-			`routie.toml:2: upstream.port: unknown key; [upstream] has host, initial`},
+		{"no wild guess", "[upstream]\nadress = \"10.0.0.5\"\n",
+			`routie.toml:2: upstream.adress: unknown key; [upstream] has host, initial, ports`},
+		{"a plural", "[upstream]\nport = 8081\n",
+			`routie.toml:2: upstream.port: unknown key; did you mean upstream.ports?`},
 	})
 }
 

@@ -37,6 +37,7 @@ type file struct {
 	Upstream struct {
 		Host    any `toml:"host"`
 		Initial any `toml:"initial"`
+		Ports   any `toml:"ports"`
 	} `toml:"upstream"`
 	Health struct {
 		Path       any `toml:"path"`
@@ -71,6 +72,16 @@ type file struct {
 	Metrics struct {
 		Listen any `toml:"listen"`
 	} `toml:"metrics"`
+	Deploy struct {
+		Start           any `toml:"start"`
+		Stop            any `toml:"stop"`
+		StartTimeout    any `toml:"start_timeout"`
+		Monitor         any `toml:"monitor"`
+		Sustain         any `toml:"sustain"`
+		MinRequests     any `toml:"min_requests"`
+		MaxErrorRate    any `toml:"max_error_rate"`
+		MaxLatencyRatio any `toml:"max_latency_ratio"`
+	} `toml:"deploy"`
 }
 
 // table is one [table] of the file and its keys, in file order.

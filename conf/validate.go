@@ -100,6 +100,31 @@ func (s *source) validate(c Config) {
 				s.shown("metrics.listen", quote(c.Metrics.Listen)), l.key, quote(def.Metrics.Listen))
 		}
 	}
+
+	for _, p := range c.Upstream.Ports {
+		if p < 1 || p > 65535 {
+			s.fail("upstream.ports", "%d is not a port; write ports from 1 to 65535, such as [8080, 8081]", p)
+		}
+	}
+	s.positive("deploy.start_timeout", c.Deploy.StartTimeout, def.Deploy.StartTimeout)
+	s.positive("deploy.monitor", c.Deploy.Monitor, def.Deploy.Monitor)
+	s.positive("deploy.sustain", c.Deploy.Sustain, def.Deploy.Sustain)
+	if c.Deploy.Sustain > c.Deploy.Monitor {
+		s.fail("deploy.sustain", "%s is longer than deploy.monitor (%s), so no window could ever be judged; write a duration shorter than the monitor window, such as %s",
+			s.shown("deploy.sustain", quote(formatDuration(c.Deploy.Sustain))), formatDuration(c.Deploy.Monitor), quote(formatDuration(def.Deploy.Sustain)))
+	}
+	if c.Deploy.MinRequests < 1 {
+		s.fail("deploy.min_requests", "%s is less than 1; write how many answers a window needs before it is judged, such as %d",
+			s.shown("deploy.min_requests", strconv.Itoa(c.Deploy.MinRequests)), def.Deploy.MinRequests)
+	}
+	if r := c.Deploy.MaxErrorRate; r <= 0 || r > 1 {
+		s.fail("deploy.max_error_rate", "%s is not a share between 0 and 1; write one such as %s (2%% of requests)",
+			s.shown("deploy.max_error_rate", formatFloat(r)), formatFloat(def.Deploy.MaxErrorRate))
+	}
+	if r := c.Deploy.MaxLatencyRatio; r != 0 && r <= 1 {
+		s.fail("deploy.max_latency_ratio", "%s would roll back a release as fast as the old one; write a ratio above 1 such as %s, or 0 to ignore latency",
+			s.shown("deploy.max_latency_ratio", formatFloat(r)), formatFloat(def.Deploy.MaxLatencyRatio))
+	}
 }
 
 // tls checks the [tls] table against the HTTPS listener it serves.

@@ -225,3 +225,18 @@ func acmeWith(line string) string {
 	}
 	return strings.Join(lines, "\n") + "\n"
 }
+
+func TestDeploySettingsAreChecked(t *testing.T) {
+	runErrorCases(t, []errorCase{
+		{"a port out of range", "[upstream]\nports = [8080, 80810]\n",
+			`routie.toml:2: upstream.ports: 80810 is not a port; write ports from 1 to 65535, such as [8080, 8081]`},
+		{"sustain longer than the window", "[deploy]\nmonitor = \"1m\"\nsustain = \"2m\"\n",
+			`routie.toml:3: deploy.sustain: "2m" is longer than deploy.monitor (1m), so no window could ever be judged; write a duration shorter than the monitor window, such as "30s"`},
+		{"a percentage instead of a share", "[deploy]\nmax_error_rate = 5\n",
+			`routie.toml:2: deploy.max_error_rate: 5 is not a share between 0 and 1; write one such as 0.02 (2% of requests)`},
+		{"a ratio that blames a release as fast as the old", "[deploy]\nmax_latency_ratio = 1\n",
+			`routie.toml:2: deploy.max_latency_ratio: 1 would roll back a release as fast as the old one; write a ratio above 1 such as 2.0, or 0 to ignore latency`},
+		{"a quoted number", "[deploy]\nmax_error_rate = \"0.05\"\n",
+			`routie.toml:2: deploy.max_error_rate: "0.05" is a string, not a number; write it without quotes, such as 0.02`},
+	})
+}

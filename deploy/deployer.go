@@ -104,6 +104,9 @@ type Deployer struct {
 	mu  sync.Mutex // guards cur
 	cur *run
 	wg  sync.WaitGroup
+	// closing is set when routied stops: a deploy in progress then ends as interrupted,
+	// without rolling back, and the active target stays as saved.
+	closing atomic.Bool
 }
 
 // run is one deploy in progress.
@@ -152,6 +155,7 @@ func (d *Deployer) Run(ctx context.Context) {
 		d.sampleActive()
 		select {
 		case <-ctx.Done():
+			d.closing.Store(true)
 			d.mu.Lock()
 			if d.cur != nil {
 				d.cur.cancel()

@@ -16,6 +16,12 @@ import (
 // deploy runs the steps of one deploy and records how it ended.
 func (d *Deployer) deploy(ctx context.Context, r *run, req Request, st Settings) {
 	result, why := d.steps(ctx, r, req, st)
+	if d.closing.Load() {
+		r.mu.Lock()
+		p := r.record.Phase
+		r.mu.Unlock()
+		result, why = ResultInterrupted, fmt.Sprintf("routied stopped during the %s phase; the active target stayed as saved", p)
+	}
 	now := time.Now()
 	rec, err := d.history.update(r.id, func(rec *Record) {
 		rec.Result, rec.Why, rec.Finished = result, why, &now
@@ -161,6 +167,10 @@ func (d *Deployer) monitor(ctx context.Context, r *run, st Settings, base proxy.
 
 // rollback sends traffic back to the old target; result and why say why.
 func (d *Deployer) rollback(r *run, result, why string) (string, string) {
+	if d.closing.Load() {
+		// routied is stopping (or upgrading): leave traffic where it is.
+		return ResultInterrupted, why
+	}
 	d.phase(r, PhaseRollback, fmt.Sprintf("rolling back to %s: %s", r.from, why))
 	// A deploy that decided to roll back finishes doing so even if its caller left.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

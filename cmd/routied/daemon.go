@@ -18,6 +18,7 @@ import (
 
 	"github.com/routie/routie/conf"
 	"github.com/routie/routie/control"
+	"github.com/routie/routie/deploy"
 	"github.com/routie/routie/health"
 	"github.com/routie/routie/limits"
 	"github.com/routie/routie/proxy"
@@ -36,6 +37,7 @@ type daemon struct {
 
 	proxy    *proxy.Proxy
 	sw       *switcher.Switcher
+	deployer *deploy.Deployer
 	certs    *routietls.Certificates // nil when listen.https is off
 	redirect atomic.Bool             // plain HTTP gets a 308 to HTTPS
 	hsts     atomic.Int64            // tls.hsts in seconds; 0 sends no header
@@ -147,7 +149,16 @@ func (d *daemon) run(ctx context.Context, pidFile string) error {
 	}
 	defer d.sw.Close()
 
-	ctl := startControl(ctlLn, cfg.Control, d.sw, d.log, control.WithCertificates(certsAPI{d}))
+	history, notes, err := deploy.OpenHistory(cfg.State.Dir)
+	if err != nil {
+		return err
+	}
+	for _, note := range notes {
+		d.log.Warn(note)
+	}
+	d.deployer = deploy.New(d.sw, history, deploySettingsFrom(cfg), d.log)
+
+	ctl := startControl(ctlLn, cfg.Control, d.sw, d.log, control.WithCertificates(certsAPI{d}), control.WithDeployer(d.deployer))
 	var ms *metricsServer
 	if metricsLn != nil {
 		ms = startMetrics(metricsLn, d.sw, d.certs, d.conns, d.log)
@@ -174,6 +185,7 @@ func (d *daemon) run(ctx context.Context, pidFile string) error {
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	wg.Go(func() { d.sw.Run(runCtx) })
+	wg.Go(func() { d.deployer.Run(runCtx) })
 	if cfg.Path != "" {
 		if err := d.watchConfig(runCtx, &wg); err != nil {
 			d.log.Warn("config file changes will not be seen; restart routied to apply edits", "err", err)

@@ -43,6 +43,7 @@ func (d *daemon) apply(ctx context.Context, next conf.Config) {
 	d.proxy.SetMaxBody(next.Limits.MaxBody)
 	d.conns.SetMax(next.Limits.MaxConnsPerClient)
 	d.sw.Update(settingsFrom(next))
+	d.deployer.Update(deploySettingsFrom(next))
 	d.redirect.Store(next.TLS.Redirect && prev.Listen.HTTPS != "")
 	d.hsts.Store(int64(next.TLS.HSTS / time.Second))
 	if d.certs != nil {
