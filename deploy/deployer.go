@@ -93,7 +93,7 @@ type Deployer struct {
 	history  *History
 	log      *slog.Logger
 	settings atomic.Pointer[Settings]
-	tick     time.Duration // how often the monitor looks; a second in production
+	tick     time.Duration // how often the monitor and the baseline sampler look; 250ms in production
 
 	// baseline samples the active target all along, so a deploy can compare the new target
 	// with what the old one did before the switch.
@@ -127,7 +127,7 @@ type run struct {
 
 // New returns a Deployer over sw that keeps its history in h.
 func New(sw Switcher, h *History, st Settings, log *slog.Logger) *Deployer {
-	d := &Deployer{sw: sw, history: h, log: log, tick: time.Second}
+	d := &Deployer{sw: sw, history: h, log: log, tick: 250 * time.Millisecond}
 	d.Update(st)
 	return d
 }

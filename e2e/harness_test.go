@@ -195,6 +195,12 @@ type daemon struct {
 // writeConfig writes a routied config for the test into dir. extra is appended as is.
 func writeConfig(t *testing.T, dir string, httpPort, httpsPort, initial int, extra string) string {
 	t.Helper()
+	return writeConfigWith(t, dir, httpPort, httpsPort, initial, "", extra)
+}
+
+// writeConfigWith is writeConfig with lines for the [upstream] table too.
+func writeConfigWith(t *testing.T, dir string, httpPort, httpsPort, initial int, upstream, extra string) string {
+	t.Helper()
 	cfg := fmt.Sprintf(`[listen]
 http = "127.0.0.1:%d"
 https = "127.0.0.1:%d"
@@ -205,6 +211,7 @@ domains = ["localhost", "127.0.0.1"]
 
 [upstream]
 initial = %d
+%s
 
 [health]
 interval = "50ms"
@@ -223,7 +230,10 @@ dir = %q
 
 [log]
 format = "json"
-%s`, httpPort, httpsPort, initial, filepath.Join(dir, "c.sock"), filepath.Join(dir, "state"), extra)
+
+[metrics]
+listen = ""
+%s`, httpPort, httpsPort, initial, upstream, filepath.Join(dir, "c.sock"), filepath.Join(dir, "state"), extra)
 	path := filepath.Join(dir, "routie.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

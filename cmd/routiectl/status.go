@@ -70,6 +70,9 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 	if s.Switching != "" {
 		fmt.Fprintf(c.stdout, "%-9s %s: health gate running\n", "switching", s.Switching)
 	}
+	if s.Deploy != nil {
+		c.deploy(s.Deploy)
+	}
 	for _, cert := range s.Certs {
 		c.cert(cert)
 	}
