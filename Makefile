@@ -21,7 +21,8 @@ CONFDIR     := /etc/routie
 all: build
 
 build: ## build routied and routiectl into bin/
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/routied ./cmd/routiectl
+	@# CGO off: a static binary maps no libc, about 1 MiB less resident memory.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/routied ./cmd/routiectl
 
 run: build ## start routied on the dev config: https://localhost:8443 and :8000 -> 127.0.0.1:8080, no root
 	@mkdir -p var

@@ -176,7 +176,7 @@ readonly clk_tck
 
 say "building routied, the demo app and load tool, and switchbench into $tmp/bin"
 mkdir -p "$tmp/bin" "$tmp/state" "$tmp/nginx"
-go build -trimpath -ldflags '-s -w' -o "$tmp/bin/" ./cmd/routied ./demo/app ./demo/load ./bench/switchbench
+CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$tmp/bin/" ./cmd/routied ./demo/app ./demo/load ./bench/switchbench
 
 say "starting blue on 127.0.0.1:$blue_port and green on 127.0.0.1:$green_port"
 start blue "$tmp/bin/app" -name blue -listen "127.0.0.1:$blue_port"
