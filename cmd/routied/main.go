@@ -39,7 +39,7 @@ Flags:
 
 Examples:
   routied -config /etc/routie/routie.toml
-  routied -check -config /etc/routie/routie.toml && systemctl restart routied
+  routied -check -config /etc/routie/routie.toml && systemctl reload routied
 
 Drive it with routiectl: routiectl switch 8081, routiectl rollback, routiectl status.
 The config file is watched: a valid edit applies at once, an invalid one is refused and logged.

@@ -35,7 +35,7 @@ func (d *daemon) apply(ctx context.Context, next conf.Config) {
 	d.mu.Unlock()
 
 	if keys := conf.RestartNeeded(prev, next); len(keys) > 0 {
-		d.log.Warn("config changes that need a restart were saved but not applied; run: systemctl restart routied",
+		d.log.Warn("config changes that need new listeners were saved but not applied; apply them without dropping a request: systemctl reload routied (or send routied SIGHUP)",
 			"keys", strings.Join(keys, ", "))
 	}
 	d.logs.apply(next.Log)
