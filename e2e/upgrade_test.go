@@ -241,3 +241,29 @@ func TestSystemdIsNotifiedWhenReadyAndWhenStopping(t *testing.T) {
 	}
 	eventually(t, "routied to exit after SIGTERM", func() bool { return !alive(second) })
 }
+
+func TestNewListenAddressIsAppliedByAnUpgrade(t *testing.T) {
+	blue := demoApp(t, "blue")
+	u := startUpgradable(t, blue)
+	t.Cleanup(func() { u.killAll(t) })
+
+	newPort := freePort(t)
+	cfg, _ := os.ReadFile(u.config)
+	edited := strings.Replace(string(cfg), fmt.Sprintf("http = \"127.0.0.1:%d\"", u.httpPort), fmt.Sprintf("http = \"127.0.0.1:%d\"", newPort), 1)
+	os.WriteFile(u.config+".new", []byte(edited), 0o644)
+	os.Rename(u.config+".new", u.config)
+	u.waitLog(t, "systemctl reload routied")
+
+	u.upgrade(t)
+	resp, err := httpsClient().Get(fmt.Sprintf("http://127.0.0.1:%d/x", newPort))
+	if err != nil {
+		t.Fatalf("the new listen.http after the upgrade: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPermanentRedirect {
+		t.Fatalf("the new listen.http answered %d, want the 308 to https", resp.StatusCode)
+	}
+	if app := u.activeApp(t); app != "blue" {
+		t.Fatalf("HTTPS after the upgrade: %q", app)
+	}
+}
