@@ -60,6 +60,16 @@ func (certsSwitcher) Status() switcher.Status {
 func (certsSwitcher) Probe(context.Context, string) (health.Result, error) {
 	return health.Result{}, nil
 }
+func (certsSwitcher) Canary(context.Context, string, int, switcher.SwitchOptions) (switcher.Report, error) {
+	return switcher.Report{}, nil
+}
+func (certsSwitcher) SetCanaryWeight(int) (switcher.Report, error) { return switcher.Report{}, nil }
+func (certsSwitcher) Promote(context.Context, switcher.SwitchOptions) (switcher.Report, error) {
+	return switcher.Report{}, nil
+}
+func (certsSwitcher) AbortCanary(context.Context, switcher.SwitchOptions) (switcher.Report, error) {
+	return switcher.Report{}, nil
+}
 
 // serveCerts runs the control API with opts on a real unix socket until the test ends and
 // returns a client for it.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/routie/routie/deploy"
 	"github.com/routie/routie/switcher"
@@ -40,12 +41,19 @@ func WithDeployer(d Deployer) Option {
 	return func(h *handler) { h.deployer = d }
 }
 
-// DeployRequest is the body of POST /v1/deploy: {"to":"8081","no_start":false}; both optional.
+// DeployRequest is the body of POST /v1/deploy: {"to":"8081","no_start":false}, or for a
+// canary deploy {"canary":[5,25,50],"step":"2m"}; all optional.
 type DeployRequest struct {
 	// To is the target to deploy to; "" picks the port of upstream.ports that is not active.
 	To string `json:"to,omitempty"`
 	// NoStart skips deploy.start: the new version was started by hand.
 	NoStart bool `json:"no_start,omitempty"`
+	// Canary, when not empty, walks the new version through these rising shares of the
+	// clients (percent, 1 to 99), checking each, before promoting it. Default: none, a
+	// switch at once.
+	Canary []int `json:"canary,omitempty"`
+	// Step is how long each canary step is watched, e.g. "2m". Default 0: deploy.monitor.
+	Step Duration `json:"step,omitempty"`
 }
 
 // DeployLine is one line of the answer to POST /v1/deploy: an Event for every step, then
@@ -67,7 +75,7 @@ type HistoryResponse struct {
 	Deploys []deploy.Record `json:"deploys"`
 }
 
-const deployExample = `send {} to deploy to the idle port, or {"to": "8081", "no_start": true}`
+const deployExample = `send {} to deploy to the idle port, or {"to": "8081", "no_start": true}, or {"canary": [5, 25, 50], "step": "2m"}`
 
 func (h *handler) deployRoutes() []route {
 	return []route{
@@ -85,14 +93,14 @@ func (h *handler) startDeploy(w http.ResponseWriter, r *http.Request) {
 	}
 	who := fmt.Sprint(peerAttrs(r.Context())...)
 	log := h.log.With(peerAttrs(r.Context())...)
-	id, err := h.deployer.Start(deploy.Request{To: req.To, NoStart: req.NoStart, Who: who})
+	id, err := h.deployer.Start(deploy.Request{To: req.To, NoStart: req.NoStart, Canary: req.Canary, Step: time.Duration(req.Step), Who: who})
 	if err != nil {
 		e := deployError(err)
 		log.Warn("deploy refused", "to", req.To, "err", err)
 		writeError(w, e)
 		return
 	}
-	log.Info("deploy started", "deploy", id, "to", req.To, "no_start", req.NoStart)
+	log.Info("deploy started", "deploy", id, "to", req.To, "no_start", req.NoStart, "canary", req.Canary, "step", time.Duration(req.Step))
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)

@@ -17,6 +17,9 @@ const (
 	KindInProgress       = "in_progress"        // 409: another switch is health-gating
 	KindNoStandby        = "no_standby"         // 409: nothing to roll back to
 	KindStandbyStopped   = "standby_stopped"    // 409: a deploy stopped the standby's app
+	KindCanaryRunning    = "canary_running"     // 409: a canary must end before this
+	KindNoCanary         = "no_canary"          // 409: no canary to promote, abort or weigh
+	KindAlreadyActive    = "already_active"     // 409: a canary of the active target
 	KindRefused          = "refused"            // 422: the health gate failed
 	KindCancelled        = "cancelled"          // 503: the request went away before the end
 	KindInternal         = "internal"           // 500: anything else
@@ -31,11 +34,15 @@ const (
 //	malformed JSON, unknown field, missing or     400     bad_request (says what to send)
 //	  bad "target"/"wait", trailing data
 //	*switcher.TargetError                         400     bad_target
+//	*switcher.WeightError (not 1 to 99)           400     bad_request
 //	unknown route                                 404     not_found (lists the routes)
 //	wrong method                                  405     method_not_allowed (with Allow)
 //	*switcher.InProgressError                     409     in_progress
 //	switcher.ErrNoStandby                         409     no_standby
 //	*switcher.StoppedError                        409     standby_stopped
+//	*switcher.CanaryRunningError                  409     canary_running
+//	switcher.ErrNoCanary                          409     no_canary
+//	*switcher.ActiveTargetError                   409     already_active
 //	*switcher.RefusedError                        422     refused
 //	context.Canceled, context.DeadlineExceeded    503     cancelled
 //	anything else                                 500     internal
@@ -64,18 +71,29 @@ func errorFor(err error) *Error {
 		inProgress *switcher.InProgressError
 		refused    *switcher.RefusedError
 		stopped    *switcher.StoppedError
+		weight     *switcher.WeightError
+		running    *switcher.CanaryRunningError
+		active     *switcher.ActiveTargetError
 	)
 	switch {
 	case errors.As(err, &e):
 		return e
 	case errors.As(err, &targetErr):
 		return &Error{Kind: KindBadTarget, Message: err.Error(), Status: http.StatusBadRequest}
+	case errors.As(err, &weight):
+		return &Error{Kind: KindBadRequest, Message: err.Error(), Status: http.StatusBadRequest}
 	case errors.As(err, &inProgress):
 		return &Error{Kind: KindInProgress, Message: err.Error(), Status: http.StatusConflict}
 	case errors.Is(err, switcher.ErrNoStandby):
 		return &Error{Kind: KindNoStandby, Message: err.Error(), Status: http.StatusConflict}
 	case errors.As(err, &stopped):
 		return &Error{Kind: KindStandbyStopped, Message: err.Error(), Status: http.StatusConflict}
+	case errors.As(err, &running):
+		return &Error{Kind: KindCanaryRunning, Message: err.Error(), Status: http.StatusConflict}
+	case errors.Is(err, switcher.ErrNoCanary):
+		return &Error{Kind: KindNoCanary, Message: err.Error(), Status: http.StatusConflict}
+	case errors.As(err, &active):
+		return &Error{Kind: KindAlreadyActive, Message: err.Error(), Status: http.StatusConflict}
 	case errors.As(err, &refused):
 		return &Error{Kind: KindRefused, Message: err.Error(), Status: http.StatusUnprocessableEntity}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -27,6 +27,14 @@ type Switcher interface {
 	Status() switcher.Status
 	// Probe checks target once; the error is a *switcher.TargetError for bad input.
 	Probe(ctx context.Context, target string) (health.Result, error)
+	// Canary sends weight percent of the clients to target once it passes the health gate.
+	Canary(ctx context.Context, target string, weight int, opts switcher.SwitchOptions) (switcher.Report, error)
+	// SetCanaryWeight changes the running canary's share.
+	SetCanaryWeight(weight int) (switcher.Report, error)
+	// Promote makes the canary active; the old active target drains and stands by.
+	Promote(ctx context.Context, opts switcher.SwitchOptions) (switcher.Report, error)
+	// AbortCanary sends the canary's clients back to the active target and drains it.
+	AbortCanary(ctx context.Context, opts switcher.SwitchOptions) (switcher.Report, error)
 }
 
 // Certificates is what the certs routes report and renew; cmd/routied adapts its tls
@@ -89,6 +97,7 @@ func NewHandler(sw Switcher, log *slog.Logger, opts ...Option) http.Handler {
 		{http.MethodPost, PathHealth, h.health},
 		{http.MethodGet, PathVersion, h.version},
 	}
+	h.routes = append(h.routes, h.canaryRoutes()...)
 	if h.certs != nil {
 		h.routes = append(h.routes,
 			route{http.MethodGet, PathCerts, h.listCerts},
@@ -217,7 +226,7 @@ func (h *handler) switchTarget(w http.ResponseWriter, r *http.Request) {
 	}
 	log := h.log.With(append([]any{"target", req.Target}, peerAttrs(r.Context())...)...)
 	log.Info("switch requested", "wait", time.Duration(req.Wait), "force", req.Force)
-	h.stream(w, r, log, "switch", func(opts switcher.SwitchOptions) (switcher.Report, error) {
+	h.stream(w, r, log, "switch", "switched", func(opts switcher.SwitchOptions) (switcher.Report, error) {
 		opts.Wait, opts.Force = time.Duration(req.Wait), req.Force
 		return h.sw.Switch(r.Context(), req.Target, opts)
 	})
@@ -235,7 +244,7 @@ func (h *handler) rollback(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest(`"start": this routied runs no deploys, so it has no deploy.start to run; start the standby yourself and send {"force": false}`))
 		return
 	}
-	h.stream(w, r, log, "rollback", func(opts switcher.SwitchOptions) (switcher.Report, error) {
+	h.stream(w, r, log, "rollback", "switched", func(opts switcher.SwitchOptions) (switcher.Report, error) {
 		opts.Force = req.Force
 		if req.Start {
 			return h.deployer.RollbackStart(r.Context(), opts)
@@ -244,8 +253,10 @@ func (h *handler) rollback(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// stream runs a switch or rollback, streaming its events as NDJSON, and logs the outcome.
-func (h *handler) stream(w http.ResponseWriter, r *http.Request, log *slog.Logger, what string, run func(switcher.SwitchOptions) (switcher.Report, error)) {
+// stream runs a switch, rollback or canary operation, streaming its events as NDJSON, and
+// logs the outcome: done when it went through, "noop" when nothing changed, else the error's
+// kind.
+func (h *handler) stream(w http.ResponseWriter, r *http.Request, log *slog.Logger, what, done string, run func(switcher.SwitchOptions) (switcher.Report, error)) {
 	p := newProgress(w)
 	defer p.close()
 	start := time.Now()
@@ -261,11 +272,15 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, log *slog.Logge
 		p.fail(e)
 		return
 	}
-	outcome := "switched"
+	outcome := done
 	if rep.NoOp {
 		outcome = "noop"
 	}
-	log.Info(what+" done", "outcome", outcome, "from", rep.From, "to", rep.To, "forced", rep.Forced, "took", took)
+	attrs := []any{"outcome", outcome, "from", rep.From, "to", rep.To, "forced", rep.Forced, "took", took}
+	if rep.Weight > 0 {
+		attrs = append(attrs, "weight", rep.Weight)
+	}
+	log.Info(what+" done", attrs...)
 	p.result(rep)
 }
 
@@ -320,6 +335,8 @@ func describeType(t reflect.Type) string {
 		return "a string"
 	case t.Kind() == reflect.Bool:
 		return "true or false"
+	case t.Kind() == reflect.Int:
+		return "a whole number"
 	case t.Kind() == reflect.Struct:
 		return "an object"
 	}

@@ -91,6 +91,11 @@ func onTheWire(s switcher.Status) switcher.Status {
 		fix(&sb)
 		s.Standby = &sb
 	}
+	if s.Canary != nil {
+		c := *s.Canary
+		fix(&c)
+		s.Canary = &c
+	}
 	s.Draining = slices.Clone(s.Draining)
 	for i := range s.Draining {
 		fix(&s.Draining[i])
@@ -302,6 +307,10 @@ func TestErrorForFollowsTheTableOnError(t *testing.T) {
 		{"bad target", &switcher.TargetError{Input: "80a1", Reason: "not a port"}, 400, KindBadTarget},
 		{"switch in progress", &switcher.InProgressError{Target: "127.0.0.1:8082"}, 409, KindInProgress},
 		{"no standby", switcher.ErrNoStandby, 409, KindNoStandby},
+		{"weight out of range", &switcher.WeightError{Weight: 100}, 400, KindBadRequest},
+		{"canary running", &switcher.CanaryRunningError{Canary: "127.0.0.1:8081", Weight: 5, Refused: "switch"}, 409, KindCanaryRunning},
+		{"no canary", switcher.ErrNoCanary, 409, KindNoCanary},
+		{"canary of the active target", &switcher.ActiveTargetError{Target: "127.0.0.1:8080"}, 409, KindAlreadyActive},
 		{"refused", refused, 422, KindRefused},
 		{"wrapped refused", fmt.Errorf("rollback: %w", refused), 422, KindRefused},
 		{"cancelled", fmt.Errorf("switch to 127.0.0.1:8081 cancelled before it was healthy: %w", context.Canceled), 503, KindCancelled},
@@ -375,6 +384,13 @@ func TestBadRequestsGet400SayingWhatToSend(t *testing.T) {
 		{"two objects", PathSwitch, `{"target":"8081"} {"target":"8080"}`, `unexpected data after the JSON object; ` + sendTarget},
 		{"rollback unknown field", PathRollback, `{"forse":true}`, `unknown field "forse"; send {"force": false} or an empty body`},
 		{"health missing target", PathHealth, `{}`, `missing "target"; send {"target": "8081"}`},
+		{"canary missing weight", PathCanary, `{"target":"8081"}`, `missing "weight"; send {"target": "8081", "weight": 5}`},
+		{"canary missing target", PathCanary, `{"weight":5}`, `missing "target"; send {"target": "8081", "weight": 5}`},
+		{"canary weight as a string", PathCanary, `{"target":"8081","weight":"5%"}`, `"weight" must be a whole number, not a string; send {"target": "8081", "weight": 5}`},
+		{"canary weight out of range", PathCanary, `{"target":"8081","weight":150}`, `weight 150 is out of range: a canary takes 1 to 99 percent of the clients`},
+		{"weight missing", PathCanaryWeight, `{}`, `missing "weight"; send {"weight": 25}, a percentage from 1 to 99`},
+		{"promote unknown field", PathPromote, `{"forse":true}`, `unknown field "forse"; send {"force": false} or an empty body`},
+		{"abort with a body", PathCanaryAbort, `{"target":"8081"}`, `unknown field "target"; send an empty body or {}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

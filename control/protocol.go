@@ -8,6 +8,10 @@
 //	POST /v1/rollback  RollbackRequest → NDJSON stream of StreamLine (empty body allowed)
 //	POST /v1/health    HealthRequest   → health.Result (a failed probe is still 200)
 //	GET  /v1/version   VersionResponse
+//	POST /v1/canary         CanaryRequest → NDJSON stream of StreamLine
+//	POST /v1/canary/weight  CanaryWeightRequest → switcher.Report
+//	POST /v1/promote        PromoteRequest → NDJSON stream of StreamLine (empty body allowed)
+//	POST /v1/canary/abort   NDJSON stream of StreamLine (empty body)
 //	POST /v1/deploy         DeployRequest → NDJSON stream of DeployLine
 //	POST /v1/deploy/abort   DeployAbortResponse
 //	GET  /v1/history        HistoryResponse

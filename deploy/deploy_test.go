@@ -341,7 +341,9 @@ func TestRestartMidDeployRecordsItInterrupted(t *testing.T) {
 	if len(notes) != 1 {
 		t.Errorf("notes %v, want one saying the deploy was interrupted", notes)
 	}
-	d.Abort()
+	// Let the first deployer finish writing before the test's directory goes away.
+	id, _ := d.Abort()
+	d.Follow(context.Background(), id, func(deploy.Event) {})
 }
 
 func TestJudge(t *testing.T) {

@@ -48,6 +48,11 @@ type Switcher interface {
 	// MarkStopped records that the standby's app was stopped, so a rollback says to start
 	// it first.
 	MarkStopped(addr string)
+	// Canary, SetCanaryWeight, Promote and AbortCanary drive a canary deploy (canary.go).
+	Canary(ctx context.Context, target string, weight int, opts switcher.SwitchOptions) (switcher.Report, error)
+	SetCanaryWeight(weight int) (switcher.Report, error)
+	Promote(ctx context.Context, opts switcher.SwitchOptions) (switcher.Report, error)
+	AbortCanary(ctx context.Context, opts switcher.SwitchOptions) (switcher.Report, error)
 }
 
 // Phases of a deploy, in order.
@@ -77,6 +82,12 @@ type Request struct {
 	To string
 	// NoStart skips deploy.start: the operator started the new version already.
 	NoStart bool
+	// Canary, when not empty, makes this a canary deploy: the new version takes these
+	// rising shares of the clients in turn (percent, 1 to 99), each watched for Step, and
+	// is then promoted (canary.go). Empty: switch at once and watch for deploy.monitor.
+	Canary []int
+	// Step is how long each canary step is watched; 0 is deploy.monitor.
+	Step time.Duration
 	// Who asked, for the history.
 	Who string
 }
@@ -123,6 +134,7 @@ type run struct {
 	from, to    string
 	baseline    proxy.StatsSnapshot // the old target before the switch
 	baseTook    time.Duration
+	canary      *canaryWatch // a canary deploy's walk; nil for a plain deploy
 }
 
 // New returns a Deployer over sw that keeps its history in h.
@@ -190,12 +202,18 @@ func (d *Deployer) Start(req Request) (int, error) {
 		return 0, ErrBusy
 	}
 	st := *d.settings.Load()
+	if err := CheckCanarySteps(req.Canary); err != nil {
+		return 0, err
+	}
+	if req.Step < 0 || (req.Step > 0 && len(req.Canary) == 0) {
+		return 0, fmt.Errorf("a step of %s: the step is each canary step's time, positive and with canary steps (such as 5,25,50)", req.Step)
+	}
 	from := d.sw.Status().Active.Addr
 	to, err := d.pick(req.To, from, st)
 	if err != nil {
 		return 0, err
 	}
-	rec := Record{Started: time.Now(), Who: req.Who, From: from, To: to, Result: ResultRunning, Phase: PhaseStart}
+	rec := Record{Started: time.Now(), Who: req.Who, From: from, To: to, Result: ResultRunning, Phase: PhaseStart, Canary: req.Canary}
 	id, err := d.history.begin(rec)
 	if err != nil {
 		return 0, fmt.Errorf("cannot record the deploy: %w", err)
@@ -305,9 +323,12 @@ type Status struct {
 	Record
 	// MonitorLeft is the time left in the monitor window.
 	MonitorLeft time.Duration `json:"monitor_left,omitempty"`
-	// New and Old compare the two targets over the last deploy.sustain.
+	// New and Old compare the two targets over the last deploy.sustain. During a canary
+	// deploy's steps, New is the canary and Old the active target, over the same window.
 	New *Figures `json:"new,omitempty"`
 	Old *Figures `json:"old,omitempty"`
+	// Canary is where a canary deploy's walk stands; absent for a plain deploy.
+	Canary *CanaryStatus `json:"canary,omitempty"`
 }
 
 // Figures are one target's recent answers.
@@ -329,6 +350,11 @@ func (d *Deployer) Current() *Status {
 	st := *d.settings.Load()
 	r.mu.Lock()
 	s := &Status{Record: r.record}
+	if r.canary != nil && r.record.Phase != PhaseStop {
+		r.canaryStatus(s, st.Sustain)
+		r.mu.Unlock()
+		return s
+	}
 	if !r.monitorEnds.IsZero() {
 		s.MonitorLeft = max(0, time.Until(r.monitorEnds)).Round(time.Second)
 	}

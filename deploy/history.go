@@ -29,9 +29,12 @@ type Record struct {
 	Started  time.Time  `json:"started"`
 	Finished *time.Time `json:"finished,omitempty"`
 	// Who asked: uid, pid and command of the routiectl (or curl) that started it.
-	Who    string `json:"who,omitempty"`
-	From   string `json:"from"`
-	To     string `json:"to"`
+	Who  string `json:"who,omitempty"`
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Canary lists a canary deploy's steps, in percent of the clients; absent for a plain
+	// deploy.
+	Canary []int  `json:"canary,omitempty"`
 	Result string `json:"result"`
 	// Why says what decided the result: the figure that tripped a rollback, the command
 	// that failed, the probe that never passed.

@@ -63,7 +63,6 @@ func (d *Deployer) phase(r *run, p, message string) {
 // steps runs start, switch, monitor and stop, and returns the result and why.
 func (d *Deployer) steps(ctx context.Context, r *run, req Request, st Settings) (string, string) {
 	toHost, toPort := splitTarget(r.to)
-	fromHost, fromPort := splitTarget(r.from)
 
 	// 1. Start the new version.
 	switch {
@@ -80,6 +79,16 @@ func (d *Deployer) steps(ctx context.Context, r *run, req Request, st Settings) 
 		if err != nil {
 			return ResultFailed, fmt.Sprintf("deploy.start failed: %v; nothing was switched", err)
 		}
+	}
+
+	// 2-3. A canary deploy walks its steps and promotes (canary.go), then stops the old
+	// version as below.
+	if len(req.Canary) > 0 {
+		ok, result, why := d.walkCanary(ctx, r, req, st)
+		if !ok {
+			return result, why
+		}
+		return d.stopOld(r, st, why)
 	}
 
 	// 2. Health gate and switch; the baseline is the old target's recent answers.
@@ -123,17 +132,24 @@ func (d *Deployer) steps(ctx context.Context, r *run, req Request, st Settings) 
 	}
 
 	// 4. Stop the old version to give its memory back.
+	return d.stopOld(r, st, fmt.Sprintf("%s watched for %s without a problem", r.to, st.Monitor))
+}
+
+// stopOld runs deploy.stop for the old version once the new one serves alone; watched says
+// how the new one was found good.
+func (d *Deployer) stopOld(r *run, st Settings, watched string) (string, string) {
+	fromHost, fromPort := splitTarget(r.from)
 	if st.Stop == "" {
 		d.phase(r, PhaseStop, fmt.Sprintf("deploy.stop is empty: %s stays up as the standby", r.from))
-		return ResultSucceeded, fmt.Sprintf("%s watched for %s without a problem", r.to, st.Monitor)
+		return ResultSucceeded, watched
 	}
 	d.phase(r, PhaseStop, fmt.Sprintf("stopping the old version: %s", fill(st.Stop, fromHost, fromPort)))
-	err = runCommand(context.Background(), fill(st.Stop, fromHost, fromPort), st.StartTimeout, d.log, func(line string) { r.emit(PhaseStop, line, nil) })
+	err := runCommand(context.Background(), fill(st.Stop, fromHost, fromPort), st.StartTimeout, d.log, func(line string) { r.emit(PhaseStop, line, nil) })
 	d.sw.MarkStopped(r.from)
 	if err != nil {
-		return ResultSucceeded, fmt.Sprintf("%s watched for %s without a problem, but deploy.stop failed: %v (stop %s by hand)", r.to, st.Monitor, err, r.from)
+		return ResultSucceeded, fmt.Sprintf("%s, but deploy.stop failed: %v (stop %s by hand)", watched, err, r.from)
 	}
-	return ResultSucceeded, fmt.Sprintf("%s watched for %s without a problem; %s stopped", r.to, st.Monitor, r.from)
+	return ResultSucceeded, fmt.Sprintf("%s; %s stopped", watched, r.from)
 }
 
 // monitor samples the new target every tick until ends, judging each deploy.sustain window.

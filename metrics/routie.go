@@ -55,7 +55,7 @@ var (
 	connsFamily = family{"routie_upstream_connections", "gauge",
 		"Connections open from routied to the target now, idle ones included."}
 	roleFamily = family{"routie_target_role", "gauge",
-		"1 for each target routied holds, labelled with its role: active (receives new requests), standby (the rollback target) or draining (retired, finishing its requests)."}
+		"1 for each target routied holds, labelled with its role: active (receives new requests), canary (receives its share of them), standby (the rollback target) or draining (retired, finishing its requests)."}
 	healthFamily = family{"routie_target_health", "gauge",
 		"The target's health by its probes: 1 for its state (up, down, or unknown before the first probe), 0 for the others."}
 	switchesFamily = family{"routie_switches_total", "counter",

@@ -83,3 +83,61 @@ func BenchmarkProxyPostKeepAlive(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkProxyKeepAliveCanary is BenchmarkProxyKeepAlive with and without a canary taking
+// 10% of the clients, for the same requests: "pinned" clients send their ticket, as browsers
+// do after their first answer; "cookieless" ones never keep it, so with a canary each of
+// their answers carries a new Set-Cookie. Compare each "canary" case with its "none" twin.
+func BenchmarkProxyKeepAliveCanary(b *testing.B) {
+	body := []byte("hello from blue (8080)\n")
+	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-App", "blue")
+		w.Write(body)
+	})
+	stable, canary := httptest.NewServer(hello), httptest.NewServer(hello)
+	defer stable.Close()
+	defer canary.Close()
+	p := proxy.New(slog.New(slog.DiscardHandler))
+	p.SetAccessLog(false)
+	st, _ := p.NewTarget(stable.Listener.Addr().String())
+	ct, _ := p.NewTarget(canary.Listener.Addr().String())
+	p.SetActive(st)
+	front := httptest.NewServer(p)
+	defer front.Close()
+
+	for _, tc := range []struct {
+		name   string
+		canary bool
+		cookie string
+	}{
+		{"none/cookieless", false, ""},
+		{"canary/cookieless", true, ""},
+		{"none/pinned", false, proxy.CanaryCookie + "=4321"},
+		{"canary/pinned", true, proxy.CanaryCookie + "=4321"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			if tc.canary {
+				p.SetCanary(ct, proxy.Split{Share: 1000, Salt: 1234})
+				defer p.EndCanary()
+			}
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+				for pb.Next() {
+					req, _ := http.NewRequest(http.MethodGet, front.URL+"/", nil)
+					if tc.cookie != "" {
+						req.Header.Set("Cookie", tc.cookie)
+					}
+					resp, err := c.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		})
+	}
+}

@@ -20,7 +20,11 @@ type flight struct {
 	bytes  int64
 	stream bool
 	failed bool // routie answered for the target (502, 504)
-	cancel context.CancelCauseFunc
+	// pin makes the answer give the client its canary ticket in a Set-Cookie; secure adds
+	// the Secure attribute (the client came over HTTPS).
+	pin, secure bool
+	ticket      uint32
+	cancel      context.CancelCauseFunc
 	// stopDeadline unregisters the request from the generation context whose cancellation
 	// would end it: the requests' one, or the streams' one once it became a stream.
 	stopDeadline func() bool
@@ -71,6 +75,7 @@ func (f *flight) finish() {
 func (f *flight) WriteHeader(code int) {
 	if f.status == 0 && code >= 200 {
 		f.status = code
+		f.pinClient()
 	}
 	f.ResponseWriter.WriteHeader(code)
 }
@@ -78,6 +83,7 @@ func (f *flight) WriteHeader(code int) {
 func (f *flight) Write(b []byte) (int, error) {
 	if f.status == 0 {
 		f.status = http.StatusOK
+		f.pinClient()
 	}
 	n, err := f.ResponseWriter.Write(b)
 	f.bytes += int64(n)
@@ -95,9 +101,20 @@ func (f *flight) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(f.ResponseWriter).Hijack()
 	if err == nil {
 		f.status = http.StatusSwitchingProtocols
+		f.pinClient() // ReverseProxy writes the 101 with this header map after the hijack
 		f.becomeStream()
 	}
 	return conn, brw, err
+}
+
+// pinClient adds the client's canary ticket to the answer's header, once, as the final
+// status goes out: after the app's headers were copied (the short path replaces header
+// slices wholesale) and before they are sent.
+func (f *flight) pinClient() {
+	if f.pin {
+		f.pin = false
+		f.ResponseWriter.Header().Add("Set-Cookie", setCookie(f.ticket, f.secure))
+	}
 }
 
 // Unwrap gives http.ResponseController the client's writer for everything else.

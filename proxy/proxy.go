@@ -5,6 +5,7 @@ package proxy
 
 import (
 	"context"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -21,18 +22,23 @@ type Proxy struct {
 	access  atomic.Bool
 	maxBody atomic.Int64 // limits.max_body in bytes; 0 is no limit
 	buffers *bufferPool
+	seed    maphash.Seed // hashes the cookies of a client that has no canary ticket yet
 }
 
 // route is what the hot path reads. It is replaced whole, never modified, so one atomic load
 // gives a consistent view.
 type route struct {
 	active *Target
+	// canary, when not nil, takes share (per ShareScale) of the clients; salt picks which
+	// (canary.go).
+	canary      *Target
+	share, salt uint32
 }
 
 // New returns a Proxy that serves 502 until SetActive is called. It logs upstream failures to
 // log and, when access logging is on, one line per request.
 func New(log *slog.Logger) *Proxy {
-	p := &Proxy{log: log, buffers: &bufferPool{}}
+	p := &Proxy{log: log, buffers: &bufferPool{}, seed: maphash.MakeSeed()}
 	p.access.Store(true)
 	return p
 }
@@ -74,8 +80,9 @@ func (p *Proxy) NewTarget(addr string) (*Target, error) {
 	return t, nil
 }
 
-// SetActive makes t receive every request that arrives from now on. Requests already admitted
-// to the previous target finish there.
+// SetActive makes t receive every request that arrives from now on, and ends a canary if one
+// was set (SetActive(canary) promotes it). Requests already admitted to the previous target
+// finish there.
 func (p *Proxy) SetActive(t *Target) {
 	t.Prepare()
 	p.route.Store(&route{active: t})
@@ -89,20 +96,31 @@ func (p *Proxy) Active() *Target {
 	return nil
 }
 
-// admit picks the target for a request and counts the request in flight on it. The count is
-// taken before the route is checked a second time: if a switch happened in between, the
-// request lets go and picks again. So a drain that starts after the switch sees every
-// request the old target will ever serve, without a lock on the hot path.
-func (p *Proxy) admit() *Target {
+// admit picks the target for a request, the active one or the canary, and counts the request
+// in flight on it. The count is taken before the route is checked a second time: if a
+// switch, a promotion or the end of a canary happened in between, the request lets go and
+// picks again. So a drain that starts after the change sees every request the old target
+// will ever serve, without a lock on the hot path. pin is set when the answer must give the
+// client its canary ticket.
+func (p *Proxy) admit(req *http.Request) (t *Target, tk ticket, pin bool) {
+	read := false
 	for {
 		r := p.route.Load()
 		if r == nil {
-			return nil
+			return nil, tk, false
 		}
-		t := r.active
+		t = r.active
+		if r.canary != nil { // without a canary, this nil check is all the split costs
+			if !read {
+				tk, read = p.readTicket(req), true
+			}
+			if r.takes(tk.n) {
+				t = r.canary
+			}
+		}
 		t.inflight.Add(1)
 		if p.route.Load() == r {
-			return t
+			return t, tk, r.canary != nil && tk.fresh
 		}
 		t.releaseRequest()
 	}
@@ -110,14 +128,17 @@ func (p *Proxy) admit() *Target {
 
 type flightKey struct{}
 
-// ServeHTTP forwards r to the active target.
+// ServeHTTP forwards r to the active target, or to the canary if r's client is on its side.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	t := p.admit()
+	t, tk, pin := p.admit(r)
 	if t == nil {
 		p.writeError(w, http.StatusBadGateway)
 		return
 	}
 	f := startFlight(w, t)
+	if pin {
+		f.pin, f.ticket, f.secure = true, tk.n, r.TLS != nil
+	}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	f.cancel = cancel
 	f.watchRequests()

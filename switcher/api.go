@@ -39,11 +39,19 @@ type SwitchOptions struct {
 	Progress func(Event)
 }
 
-// Event kinds, in the order a switch produces them.
+// Event kinds, in the order a switch produces them. A canary produces probes and then
+// EventCanary; a promotion a probe, EventSwap and EventDrained; an abort EventCanaryAborted
+// and EventDrained.
 const (
 	EventProbe   = "probe"   // one probe of the health gate finished (Probe set)
 	EventSwap    = "swap"    // the new target is active (From, To set)
 	EventDrained = "drained" // the old target's in-flight requests are done (Drain set)
+	// EventCanary: the canary To takes Weight percent of the clients, the active From the
+	// rest.
+	EventCanary = "canary"
+	// EventCanaryAborted: every new request goes to the active To again; the canary From
+	// drains.
+	EventCanaryAborted = "canary_aborted"
 )
 
 // Event is one step of a switch, for live progress.
@@ -56,7 +64,9 @@ type Event struct {
 	Needed int            `json:"needed,omitempty"`
 	From   string         `json:"from,omitempty"`
 	To     string         `json:"to,omitempty"`
-	Drain  *DrainReport   `json:"drain,omitempty"`
+	// Weight is the canary's share in percent, for EventCanary.
+	Weight int          `json:"weight,omitempty"`
+	Drain  *DrainReport `json:"drain,omitempty"`
 }
 
 // DrainReport says what the retired target's drain waited for.
@@ -73,12 +83,17 @@ type DrainReport struct {
 	Aborted bool `json:"aborted,omitempty"`
 }
 
-// Report is the outcome of a switch or rollback that did not fail.
+// Report is the outcome of a switch, rollback or canary operation that did not fail.
 type Report struct {
-	// From and To are the previous and the new active target.
+	// From and To are the previous and the new active target. For a canary or a change
+	// of its weight, From is the active target and To the canary; for an aborted canary,
+	// From is the canary and To the active target, which keeps everything.
 	From string `json:"from"`
 	To   string `json:"to"`
-	// NoOp is true when To was already active; nothing changed.
+	// Weight is the canary's share in percent after a canary or a change of its weight.
+	Weight int `json:"weight,omitempty"`
+	// NoOp is true when To was already active (or the canary already had that weight);
+	// nothing changed.
 	NoOp bool `json:"noop,omitempty"`
 	// Forced is true when the health gate was skipped.
 	Forced bool `json:"forced,omitempty"`
@@ -90,6 +105,10 @@ type Report struct {
 type Status struct {
 	Active  TargetStatus  `json:"active"`
 	Standby *TargetStatus `json:"standby,omitempty"`
+	// Canary is the target taking Weight percent of the clients, the active one the rest;
+	// nil when no canary runs.
+	Canary *TargetStatus `json:"canary,omitempty"`
+	Weight int           `json:"weight,omitempty"`
 	// Draining lists retired targets that still have work in flight.
 	Draining []TargetStatus `json:"draining,omitempty"`
 	// Switching is the target a switch is health-gating now, "" when none.
@@ -118,6 +137,7 @@ type Role string
 // The roles of the targets the switcher holds.
 const (
 	RoleActive   Role = "active"   // receives new requests
+	RoleCanary   Role = "canary"   // receives its weight's share of the clients
 	RoleStandby  Role = "standby"  // the rollback target, probed all along
 	RoleDraining Role = "draining" // retired, finishing its work in flight
 )
@@ -136,11 +156,33 @@ type KnownTarget struct {
 var ErrNoStandby = errors.New("no standby target to roll back to: nothing was switched since routied started with an empty state")
 
 // InProgressError refuses a switch while another one is health-gating.
-type InProgressError struct{ Target string }
+type InProgressError struct {
+	Target string
+	// What is health-gating: "switch" (also for "" and a rollback), "canary" or "promote".
+	What string
+}
 
 func (e *InProgressError) Error() string {
-	return fmt.Sprintf("switch to %s in progress; wait for it to finish (or interrupt the routiectl running it) and try again", e.Target)
+	return fmt.Sprintf("%s in progress; wait for it to finish (or interrupt the routiectl running it) and try again", doing(e.What, e.Target))
 }
+
+// doing names an operation on target in messages.
+func doing(what, target string) string {
+	switch what {
+	case opCanary:
+		return "canary of " + target
+	case opPromote:
+		return "promotion of the canary " + target
+	}
+	return "switch to " + target
+}
+
+// The operations that health-gate a target, for messages.
+const (
+	opSwitch  = "switch"
+	opCanary  = "canary"
+	opPromote = "promote"
+)
 
 // RefusedError is a switch refused because the target did not pass its health gate.
 type RefusedError struct {
@@ -153,14 +195,20 @@ type RefusedError struct {
 	Wait time.Duration
 	// Rollback is true when a rollback was refused: its one probe of the standby failed.
 	Rollback bool
+	// What was refused: "switch" (or ""), "canary", or "promote" (its one probe of the
+	// canary failed).
+	What string
 }
 
 func (e *RefusedError) Error() string {
-	if e.Rollback {
+	switch {
+	case e.Rollback:
 		return fmt.Sprintf("rollback to %s refused: the standby failed its probe (%s); start it, or use --force to switch anyway", e.Target, e.Last)
+	case e.What == opPromote:
+		return fmt.Sprintf("promotion of the canary %s refused: it failed its probe (%s); routiectl abort sends its clients back to the active target, or use --force to promote anyway", e.Target, e.Last)
 	}
-	return fmt.Sprintf("switch to %s refused: not healthy after %s (%d of %d passes); last probe %s",
-		e.Target, e.Wait, e.Passes, e.Needed, e.Last)
+	return fmt.Sprintf("%s refused: not healthy after %s (%d of %d passes); last probe %s",
+		doing(e.What, e.Target), e.Wait, e.Passes, e.Needed, e.Last)
 }
 
 // TargetError is a target the operator wrote that does not parse.
@@ -178,4 +226,35 @@ type StoppedError struct{ Target string }
 
 func (e *StoppedError) Error() string {
 	return fmt.Sprintf("the standby %s was stopped after the last deploy; start it first: routiectl rollback --start runs deploy.start for it (or start it yourself and retry)", e.Target)
+}
+
+// ErrNoCanary answers a promotion, an abort or a change of weight when no canary runs.
+var ErrNoCanary = errors.New("no canary is running; start one with routiectl canary TARGET --weight 5")
+
+// CanaryRunningError refuses a switch, a rollback or a second canary while a canary runs:
+// the canary must end first, one way or the other.
+type CanaryRunningError struct {
+	// Canary is the canary's address, Weight its share in percent.
+	Canary string
+	Weight int
+	// Refused is what was refused: "switch", "rollback" or "canary".
+	Refused string
+}
+
+func (e *CanaryRunningError) Error() string {
+	return fmt.Sprintf("%s refused: a canary of %s takes %d%% of the clients; end it first with routiectl promote (keep it) or routiectl abort (drop it)", e.Refused, e.Canary, e.Weight)
+}
+
+// WeightError is a canary weight out of range.
+type WeightError struct{ Weight int }
+
+func (e *WeightError) Error() string {
+	return fmt.Sprintf("weight %d is out of range: a canary takes 1 to 99 percent of the clients (routiectl promote gives it all of them, routiectl abort none)", e.Weight)
+}
+
+// ActiveTargetError refuses a canary of the target that is already active.
+type ActiveTargetError struct{ Target string }
+
+func (e *ActiveTargetError) Error() string {
+	return fmt.Sprintf("%s is the active target already; a canary runs the new version on another port, such as the standby's", e.Target)
 }

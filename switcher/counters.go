@@ -9,7 +9,8 @@ import (
 // Counters are the switcher's totals since it was made. They only grow, so a monitor can
 // take the difference of two readings (Prometheus counters are read this way).
 type Counters struct {
-	// Switches and Rollbacks count every call of Switch and Rollback by its outcome.
+	// Switches and Rollbacks count every call of Switch and Rollback by its outcome; a
+	// promotion of a canary (Promote) counts as a switch.
 	Switches, Rollbacks Outcomes
 	// Drains counts the drains of retired targets that ran to their end; a drain cut short
 	// because its target became active again is not counted.
@@ -28,8 +29,8 @@ type Outcomes struct {
 	// OK: traffic moved to the target.
 	OK uint64
 	// Refused: routied declined by its rules and traffic stayed: the health gate failed,
-	// another switch was in progress, there was no standby to roll back to, or a deploy
-	// stopped the standby's app.
+	// another switch was in progress, there was no standby to roll back to, a deploy
+	// stopped the standby's app, or a canary runs.
 	Refused uint64
 	// Failed: the switch could not be carried out: the target did not parse or could not be
 	// made, or the caller went away before the target was healthy.
@@ -55,12 +56,13 @@ func (o *outcomes) count(rep Report, err error) {
 	var refused *RefusedError
 	var inProgress *InProgressError
 	var stopped *StoppedError
+	var canary *CanaryRunningError
 	switch {
 	case err == nil && rep.NoOp:
 		o.noop.Add(1)
 	case err == nil:
 		o.ok.Add(1)
-	case errors.As(err, &refused), errors.As(err, &inProgress), errors.As(err, &stopped), errors.Is(err, ErrNoStandby):
+	case errors.As(err, &refused), errors.As(err, &inProgress), errors.As(err, &stopped), errors.As(err, &canary), errors.Is(err, ErrNoStandby):
 		o.refused.Add(1)
 	default:
 		o.failed.Add(1)

@@ -10,11 +10,18 @@ import (
 	"time"
 )
 
-// Saved is what survives a restart: which target serves and which one stands by.
+// Saved is what survives a restart: which target serves, which one stands by, and the canary
+// with its share, if one runs.
 type Saved struct {
-	Active  string    `json:"active"`
-	Standby string    `json:"standby,omitempty"`
-	Updated time.Time `json:"updated"`
+	Active  string `json:"active"`
+	Standby string `json:"standby,omitempty"`
+	// Canary is the target taking Weight percent of the clients; "" when none runs.
+	Canary string `json:"canary,omitempty"`
+	Weight int    `json:"weight,omitempty"`
+	// CanarySalt picks which clients the canary takes (proxy.Split.Salt); kept so that the
+	// clients' cookies keep them on their side across a restart.
+	CanarySalt uint32    `json:"canary_salt,omitempty"`
+	Updated    time.Time `json:"updated"`
 }
 
 // Store keeps Saved in one JSON file. Writes are atomic (temp file, fsync, rename, fsync of

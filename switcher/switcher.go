@@ -35,11 +35,18 @@ type Switcher struct {
 	// mu guards the fields below. It is never held while probing or waiting for a drain,
 	// so Status and a rollback stay quick while a switch gates or drains.
 	mu      sync.Mutex
-	known   map[string]*entry // active, standby and targets still draining, by address
+	known   map[string]*entry // active, standby, canary and targets still draining, by address
 	active  *entry
 	standby *entry
-	since   time.Time
-	gating  string // the target a switch or rollback is checking now
+	// canary takes weight percent of the clients, picked by salt (proxy.Split); nil when
+	// none runs. It may be the standby's entry too.
+	canary *entry
+	weight int
+	salt   uint32
+	since  time.Time
+	gating string // the target a switch, rollback, canary or promotion is checking now
+	// gatingWhat names the operation gating, for InProgressError.
+	gatingWhat string
 }
 
 // entry is a target with what the switcher knows of it.
@@ -65,6 +72,7 @@ func New(p *proxy.Proxy, checker *health.Checker, store *Store, st Settings, ini
 
 	activeAddr, standbyAddr := initial, ""
 	saved, err := store.Load()
+	loaded := err == nil
 	switch {
 	case err == nil:
 		activeAddr, standbyAddr = saved.Active, saved.Standby
@@ -86,6 +94,9 @@ func New(p *proxy.Proxy, checker *health.Checker, store *Store, st Settings, ini
 	}
 	s.since = time.Now()
 	p.SetActive(active.target)
+	if loaded && saved.Canary != "" {
+		s.restoreCanary(saved)
+	}
 	return s, nil
 }
 
@@ -122,13 +133,17 @@ func (s *Switcher) Switch(ctx context.Context, target string, opts SwitchOptions
 	s.mu.Lock()
 	if s.gating != "" {
 		s.mu.Unlock()
-		return Report{}, &InProgressError{Target: s.gating}
+		return Report{}, s.inProgress()
+	}
+	if s.canary != nil {
+		s.mu.Unlock()
+		return Report{}, s.canaryRunning(opSwitch)
 	}
 	if s.active.target.Addr() == addr {
 		s.mu.Unlock()
 		return Report{From: addr, To: addr, NoOp: true}, nil
 	}
-	s.gating = addr
+	s.gating, s.gatingWhat = addr, opSwitch
 	s.mu.Unlock()
 
 	if !opts.Force {
@@ -136,7 +151,7 @@ func (s *Switcher) Switch(ctx context.Context, target string, opts SwitchOptions
 		if opts.Wait > 0 {
 			wait = opts.Wait
 		}
-		last, err := s.gate(ctx, addr, st, wait, opts.Progress)
+		last, err := s.gate(ctx, opSwitch, addr, st, wait, opts.Progress)
 		if err != nil {
 			s.endGate()
 			return Report{}, err
@@ -155,7 +170,11 @@ func (s *Switcher) Rollback(ctx context.Context, opts SwitchOptions) (rep Report
 	s.mu.Lock()
 	if s.gating != "" {
 		s.mu.Unlock()
-		return Report{}, &InProgressError{Target: s.gating}
+		return Report{}, s.inProgress()
+	}
+	if s.canary != nil {
+		s.mu.Unlock()
+		return Report{}, s.canaryRunning("rollback")
 	}
 	if s.standby == nil {
 		s.mu.Unlock()
@@ -166,7 +185,7 @@ func (s *Switcher) Rollback(ctx context.Context, opts SwitchOptions) (rep Report
 		s.mu.Unlock()
 		return Report{}, &StoppedError{Target: addr}
 	}
-	s.gating = addr
+	s.gating, s.gatingWhat = addr, opSwitch
 	s.mu.Unlock()
 
 	if !opts.Force {
@@ -193,9 +212,15 @@ func (s *Switcher) endGate() {
 	s.mu.Unlock()
 }
 
+// inProgress is the refusal while another operation health-gates. Call with mu held.
+func (s *Switcher) inProgress() error {
+	return &InProgressError{Target: s.gating, What: s.gatingWhat}
+}
+
 // gate probes addr every interval until it passes st.Passes times in a row or wait runs out.
-// It returns the last, passing, probe.
-func (s *Switcher) gate(ctx context.Context, addr string, st Settings, wait time.Duration, progress func(Event)) (health.Result, error) {
+// It returns the last, passing, probe. what names the operation (opSwitch, opCanary) in
+// its errors.
+func (s *Switcher) gate(ctx context.Context, what, addr string, st Settings, wait time.Duration, progress func(Event)) (health.Result, error) {
 	gateCtx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	tick := time.NewTicker(st.Interval)
@@ -205,11 +230,11 @@ func (s *Switcher) gate(ctx context.Context, addr string, st Settings, wait time
 	for {
 		r := s.probe(gateCtx, addr, st)
 		if ctx.Err() != nil {
-			return last, fmt.Errorf("switch to %s cancelled before it was healthy: %w", addr, ctx.Err())
+			return last, fmt.Errorf("%s cancelled before it was healthy: %w", doing(what, addr), ctx.Err())
 		}
 		if gateCtx.Err() != nil && !last.At.IsZero() {
 			// The wait ran out during this probe and cut it short; the one before says more.
-			return last, &RefusedError{Target: addr, Last: last, Passes: passes, Needed: st.Passes, Wait: wait}
+			return last, &RefusedError{Target: addr, Last: last, Passes: passes, Needed: st.Passes, Wait: wait, What: what}
 		}
 		last = r
 		if last.Passed {
@@ -225,9 +250,9 @@ func (s *Switcher) gate(ctx context.Context, addr string, st Settings, wait time
 		case <-tick.C:
 		case <-gateCtx.Done():
 			if ctx.Err() != nil {
-				return last, fmt.Errorf("switch to %s cancelled before it was healthy: %w", addr, ctx.Err())
+				return last, fmt.Errorf("%s cancelled before it was healthy: %w", doing(what, addr), ctx.Err())
 			}
-			return last, &RefusedError{Target: addr, Last: last, Passes: passes, Needed: st.Passes, Wait: wait}
+			return last, &RefusedError{Target: addr, Last: last, Passes: passes, Needed: st.Passes, Wait: wait, What: what}
 		}
 	}
 }
@@ -263,15 +288,19 @@ func (s *Switcher) swap(ctx context.Context, addr string, st Settings, opts Swit
 		next.drain.cancel()
 		next.drain = nil
 	}
+	// One route for the proxy: the new active target, and no canary. A promotion is the
+	// swap to the canary, so it ends the canary here; a switch or rollback never runs with
+	// one (they are refused).
 	s.proxy.SetActive(next.target)
 	// What the old target still serves at the swap: the requests its drain waits for.
 	waited := old.target.InFlight()
 	s.active, s.standby, s.since = next, old, time.Now()
+	s.canary, s.weight, s.salt = nil, 0, 0
 	if dropped != nil && dropped != next && dropped != old && dropped.drain == nil {
 		s.forget(dropped)
 	}
 	s.gating = ""
-	if err := s.store.Save(Saved{Active: next.target.Addr(), Standby: old.target.Addr(), Updated: s.since}); err != nil {
+	if err := s.save(); err != nil {
 		s.log.Error("switched, but the new state was not saved: a restart would serve the old target", "err", err)
 	}
 	drained := s.retire(old, st, waited)
@@ -330,7 +359,7 @@ func (s *Switcher) retire(old *entry, st Settings, waited int64) <-chan DrainRep
 			return
 		}
 		old.drain = nil
-		if old != s.active && old != s.standby {
+		if old != s.active && old != s.standby && old != s.canary {
 			s.forget(old)
 		}
 	}()
@@ -356,6 +385,8 @@ func (s *Switcher) record(e *entry, r health.Result) {
 	switch e {
 	case s.active:
 		role = "active"
+	case s.canary:
+		role = "canary"
 	case s.standby:
 		role = "standby"
 	}
@@ -393,6 +424,9 @@ func (s *Switcher) Run(ctx context.Context) {
 		if s.standby != nil {
 			watched = append(watched, s.standby)
 		}
+		if s.canary != nil && s.canary != s.standby {
+			watched = append(watched, s.canary)
+		}
 		s.mu.Unlock()
 		var wg sync.WaitGroup
 		for _, e := range watched {
@@ -426,8 +460,12 @@ func (s *Switcher) Status() Status {
 		sb := describe(s.standby)
 		st.Standby = &sb
 	}
+	if s.canary != nil {
+		c := describe(s.canary)
+		st.Canary, st.Weight = &c, s.weight
+	}
 	for _, e := range s.known {
-		if e != s.active && e != s.standby && e.drain != nil {
+		if e != s.active && e != s.standby && e != s.canary && e.drain != nil {
 			st.Draining = append(st.Draining, describe(e))
 		}
 	}
@@ -447,6 +485,8 @@ func (s *Switcher) Known() []KnownTarget {
 		switch e {
 		case s.active:
 			role = RoleActive
+		case s.canary: // before the standby: a canary is often the standby's port
+			role = RoleCanary
 		case s.standby:
 			role = RoleStandby
 		}

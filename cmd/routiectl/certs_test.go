@@ -52,6 +52,16 @@ func (certsSwitcher) Status() switcher.Status {
 func (certsSwitcher) Probe(context.Context, string) (health.Result, error) {
 	return health.Result{}, nil
 }
+func (certsSwitcher) Canary(context.Context, string, int, switcher.SwitchOptions) (switcher.Report, error) {
+	return switcher.Report{}, nil
+}
+func (certsSwitcher) SetCanaryWeight(int) (switcher.Report, error) { return switcher.Report{}, nil }
+func (certsSwitcher) Promote(context.Context, switcher.SwitchOptions) (switcher.Report, error) {
+	return switcher.Report{}, nil
+}
+func (certsSwitcher) AbortCanary(context.Context, switcher.SwitchOptions) (switcher.Report, error) {
+	return switcher.Report{}, nil
+}
 
 // certsDaemon serves the control API with certs on a real socket and returns its path.
 func certsDaemon(t *testing.T, certs control.Certificates) string {

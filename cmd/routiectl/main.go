@@ -28,6 +28,11 @@ Usage: routiectl [--socket PATH] SUBCOMMAND [ARGS]
 Subcommands:
   switch TARGET   make TARGET active once it passes its health gate
   rollback        make the standby (the previous target) active again
+  canary TARGET --weight N
+                  send N% of the clients to TARGET, the rest to the active target;
+                  canary --weight N changes the share
+  promote         make the canary active; the old active target drains and stands by
+  abort           drop the canary: its clients go back, it drains
   status          show the active and standby targets, their health and load
   health TARGET   probe TARGET once, as a switch does
   deploy          start, health-check, switch to, watch and keep the new version, with
@@ -47,6 +52,10 @@ Example, deploying a new version on port 8081 while 8080 serves:
   systemctl start app@8081
   routiectl switch 8081 && systemctl stop app@8080
 
+Example, the same through a canary on 5% of the clients first:
+  routiectl canary 8081 --weight 5
+  routiectl promote && systemctl stop app@8080
+
 Run routiectl SUBCOMMAND -h for a subcommand's flags and examples.
 `
 
@@ -59,6 +68,9 @@ type command struct {
 var commands = map[string]command{
 	"switch":   {switchUsage, runSwitch},
 	"rollback": {rollbackUsage, runRollback},
+	"canary":   {canaryUsage, runCanary},
+	"promote":  {promoteUsage, runPromote},
+	"abort":    {abortUsage, runAbort},
 	"status":   {statusUsage, runStatus},
 	"health":   {healthUsage, runHealth},
 	"certs":    {certsUsage, runCerts},

@@ -43,6 +43,10 @@ func (c *cli) verdict(good bool, s string) string {
 type progress struct {
 	c     *cli
 	force bool
+	// verb says what a swap did: "switched" (for ""), or "promoted" for a canary.
+	verb string
+	// aborted is set once a canary's abort was printed: its report is not a swap.
+	aborted bool
 	// swapped and drained say which steps were already printed from events, so the final
 	// report adds only what is missing.
 	swapped, drained bool
@@ -67,6 +71,8 @@ func (p *progress) event(ev switcher.Event) {
 		if ev.Drain != nil {
 			p.drain(ev.From, ev.Drain)
 		}
+	case switcher.EventCanary, switcher.EventCanaryAborted:
+		p.canary(ev)
 	}
 }
 
@@ -76,7 +82,11 @@ func (p *progress) swap(from, to string) {
 	if p.force {
 		forced = " (forced: health gate skipped)"
 	}
-	fmt.Fprintf(p.c.stdout, "switched %s → %s%s\n", from, p.c.paint(green, to), forced)
+	verb := p.verb
+	if verb == "" {
+		verb = "switched"
+	}
+	fmt.Fprintf(p.c.stdout, "%s %s → %s%s\n", verb, from, p.c.paint(green, to), forced)
 }
 
 func (p *progress) drain(from string, d *switcher.DrainReport) {
@@ -98,11 +108,16 @@ func (p *progress) drain(from string, d *switcher.DrainReport) {
 
 // result prints what the events did not already say.
 func (p *progress) result(rep switcher.Report) {
-	if rep.NoOp {
+	switch {
+	case rep.NoOp && rep.Weight > 0:
+		fmt.Fprintf(p.c.stdout, "canary %s takes %d%% of the clients already; nothing to do\n", rep.To, rep.Weight)
+		return
+	case rep.NoOp:
 		fmt.Fprintf(p.c.stdout, "%s is already active; nothing to do\n", rep.To)
 		return
-	}
-	if !p.swapped {
+	case !p.swapped && rep.Weight > 0:
+		p.canary(switcher.Event{Kind: switcher.EventCanary, From: rep.From, To: rep.To, Weight: rep.Weight})
+	case !p.swapped:
 		p.swap(rep.From, rep.To)
 	}
 	if !p.drained && rep.Drain != nil {
@@ -112,7 +127,12 @@ func (p *progress) result(rep switcher.Report) {
 
 // interrupted is the error for a switch or rollback stopped with Ctrl-C.
 func (p *progress) interrupted(what string) error {
-	if p.swapped {
+	switch {
+	case p.swapped && what == "canary":
+		return fmt.Errorf("interrupted, but the canary %s runs already; routiectl abort drops it", p.to)
+	case p.swapped && what == "abort":
+		return fmt.Errorf("interrupted after the abort; routied finishes draining the canary %s on its own", p.from)
+	case p.swapped:
 		return fmt.Errorf("interrupted after the %s to %s; routied finishes draining %s on its own", what, p.to, p.from)
 	}
 	return &hintError{

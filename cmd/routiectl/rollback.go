@@ -55,6 +55,9 @@ func runRollback(ctx context.Context, c *cli, args []string) error {
 		if errors.As(err, &ce) && ce.Kind == control.KindInProgress {
 			return &hintError{err: err, hint: "routiectl status"}
 		}
+		if errors.As(err, &ce) && ce.Kind == control.KindCanaryRunning {
+			return &hintError{err: err, hint: "routiectl abort drops the canary; a rollback is not needed while it runs"}
+		}
 		return err
 	}
 	p.result(rep)

@@ -13,9 +13,10 @@ import (
 
 const statusUsage = `Usage: routiectl status [--json]
 
-Show the active target, the standby (what routiectl rollback returns to), targets still
-draining, and any switch that is health-gating: each with its health, the last probe,
-and its requests in flight, streams, connections and requests served; then the
+Show the active target, the canary and its share of the clients if one runs, the
+standby (what routiectl rollback returns to), targets still draining, and any switch
+that is health-gating: each with its health, the last probe, and its requests in
+flight, streams, connections and requests served; then the
 certificate of each name served over HTTPS, with a warning when one needs attention (see
 routiectl certs).
 
@@ -58,14 +59,17 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	now := time.Now()
-	c.target("active", s.Active, s.Since, now)
+	c.target("active", s.Active, s.Since, now, "")
+	if s.Canary != nil {
+		c.target("canary", *s.Canary, time.Time{}, now, fmt.Sprintf("  %d%% of the clients", s.Weight))
+	}
 	if s.Standby != nil {
-		c.target("standby", *s.Standby, time.Time{}, now)
+		c.target("standby", *s.Standby, time.Time{}, now, "")
 	} else {
 		fmt.Fprintf(c.stdout, "%-9s none: nothing to roll back to yet\n", "standby")
 	}
 	for _, d := range s.Draining {
-		c.target("draining", d, time.Time{}, now)
+		c.target("draining", d, time.Time{}, now, "")
 	}
 	if s.Switching != "" {
 		fmt.Fprintf(c.stdout, "%-9s %s: health gate running\n", "switching", s.Switching)
@@ -80,16 +84,18 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-// target prints one target in three lines:
+// target prints one target in three lines, note after its health:
 //
 //	active    127.0.0.1:8081  up  since 2025-03-04 05:06:07 (3m12s ago)
 //	          3 in flight, 0 streams, 12 connections, 1234 served
 //	          last probe 2s ago: passed: HTTP 200 in 2ms
-func (c *cli) target(role string, t switcher.TargetStatus, since, now time.Time) {
+//	canary    127.0.0.1:8082  up  5% of the clients
+func (c *cli) target(role string, t switcher.TargetStatus, since, now time.Time, note string) {
 	line := fmt.Sprintf("%-9s %s  %s", role, t.Addr, c.verdict(t.Health == health.Up, t.Health.String()))
 	if t.Health == health.Unknown {
 		line = fmt.Sprintf("%-9s %s  %s", role, t.Addr, c.paint(yellow, t.Health.String()))
 	}
+	line += note
 	if !since.IsZero() {
 		line += fmt.Sprintf("  since %s (%s ago)", since.Local().Format(time.DateTime), now.Sub(since).Round(time.Second))
 	}

@@ -83,6 +83,8 @@ func switchFailed(err error, target string, wait time.Duration) error {
 		return &hintError{err: err, hint: fmt.Sprintf("routiectl health %s to probe it again; routiectl switch %s --wait %s to give it longer", target, target, longer)}
 	case control.KindInProgress:
 		return &hintError{err: err, hint: "routiectl status"}
+	case control.KindCanaryRunning:
+		return &hintError{err: err, hint: "routiectl promote, or routiectl abort"}
 	}
 	return err
 }
