@@ -137,16 +137,9 @@ func (s *Switcher) Promote(ctx context.Context, opts SwitchOptions) (rep Report,
 	// Gating also holds off an abort or another canary until the swap.
 	s.gating, s.gatingWhat = addr, opPromote
 	s.mu.Unlock()
-
-	if !opts.Force {
-		r := s.probe(ctx, addr, st)
-		emit(opts.Progress, Event{Kind: EventProbe, Probe: &r, Passes: passes(r), Needed: 1})
-		if !r.Passed {
-			s.endGate()
-			return Report{}, &RefusedError{Target: addr, Last: r, Passes: 0, Needed: 1, What: opPromote}
-		}
-	}
-	return s.swap(ctx, addr, st, opts, nil)
+	return s.swapAfterOneProbe(ctx, addr, st, opts, func(r health.Result) error {
+		return &RefusedError{Target: addr, Last: r, Passes: 0, Needed: 1, What: opPromote}
+	})
 }
 
 // AbortCanary sends every new request to the active target again and drains the canary as

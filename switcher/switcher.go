@@ -187,13 +187,21 @@ func (s *Switcher) Rollback(ctx context.Context, opts SwitchOptions) (rep Report
 	}
 	s.gating, s.gatingWhat = addr, opSwitch
 	s.mu.Unlock()
+	return s.swapAfterOneProbe(ctx, addr, st, opts, func(r health.Result) error {
+		return &RefusedError{Target: addr, Last: r, Passes: 0, Needed: 1, Rollback: true}
+	})
+}
 
+// swapAfterOneProbe makes addr active after one passing probe (none with opts.Force): a
+// standby or a canary has been probed all along, so one fresh look is enough. refused words
+// the error for a failed probe. Call it holding the gate.
+func (s *Switcher) swapAfterOneProbe(ctx context.Context, addr string, st Settings, opts SwitchOptions, refused func(health.Result) error) (Report, error) {
 	if !opts.Force {
 		r := s.probe(ctx, addr, st)
 		emit(opts.Progress, Event{Kind: EventProbe, Probe: &r, Passes: passes(r), Needed: 1})
 		if !r.Passed {
 			s.endGate()
-			return Report{}, &RefusedError{Target: addr, Last: r, Passes: 0, Needed: 1, Rollback: true}
+			return Report{}, refused(r)
 		}
 	}
 	return s.swap(ctx, addr, st, opts, nil)
