@@ -2,12 +2,12 @@ package switcher
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/routie/routie/internal/atomicfile"
 )
 
 // Saved is what survives a restart: which target serves, which one stands by, and the canary
@@ -55,41 +55,12 @@ func (s *Store) Load() (Saved, error) {
 
 // Save writes saved atomically.
 func (s *Store) Save(saved Saved) error {
-	dir := filepath.Dir(s.path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create state directory: %w", err)
-	}
 	data, err := json.MarshalIndent(saved, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".state-*.json")
-	if err != nil {
-		return fmt.Errorf("write state: %w (check that state.dir %s is writable)", err, dir)
-	}
-	defer os.Remove(tmp.Name()) // a no-op after the rename
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("sync state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	// The rename is durable only once the directory entry is.
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync state directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, fs.ErrInvalid) {
-		return fmt.Errorf("sync state directory: %w", err)
+	if err := atomicfile.Write(s.path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("save state: %w", err)
 	}
 	return nil
 }

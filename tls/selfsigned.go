@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/routie/routie/conf"
+
+	"github.com/routie/routie/internal/atomicfile"
 )
 
 const (
@@ -155,10 +157,10 @@ func storeSelfSigned(dir, certFile string, certPEM []byte, keyFile string, keyPE
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(keyFile, keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(keyFile, keyPEM, 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(certFile, certPEM, 0o644)
+	return atomicfile.Write(certFile, certPEM, 0o644)
 }
 
 // splitNames splits domains into DNS names and IP addresses.
