@@ -10,13 +10,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/routie/routie/internal/testrig"
 )
 
 func currentUID() int { return os.Getuid() }
 func currentPID() int { return os.Getpid() }
 
 func TestClientNamesTheSocketAndWhatToCheckWhenItCannotDial(t *testing.T) {
-	missing := socketPath(t)
+	missing := testrig.SocketPath(t)
 	_, err := NewClient(missing).Switch(t.Context(), SwitchRequest{Target: "8081"}, nil)
 	want := "cannot reach routied at " + missing + ": no such file (is routied running? systemctl status routied; or pass --socket / set ROUTIE_SOCKET)"
 	if err == nil || err.Error() != want {
@@ -26,7 +28,7 @@ func TestClientNamesTheSocketAndWhatToCheckWhenItCannotDial(t *testing.T) {
 		t.Errorf("error %v does not wrap fs.ErrNotExist", err)
 	}
 
-	stale := socketPath(t)
+	stale := testrig.SocketPath(t)
 	dead, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +46,7 @@ func TestClientSaysToRunAsRootOrJoinTheGroupWhenDenied(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("root is never denied a socket")
 	}
-	path := socketPath(t)
+	path := testrig.SocketPath(t)
 	ln, err := Listen(path, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -60,8 +62,8 @@ func TestClientSaysToRunAsRootOrJoinTheGroupWhenDenied(t *testing.T) {
 }
 
 func TestStatusRetriesWhileRoutiedStarts(t *testing.T) {
-	blue := startApp(t)
-	path := socketPath(t)
+	blue := testrig.StartApp(t, "")
+	path := testrig.SocketPath(t)
 	c := NewClient(path)
 	c.statusRetry = time.Minute // the test, not the deadline, decides when routied is up
 	firstFailure := make(chan struct{})
@@ -85,7 +87,7 @@ func TestStatusRetriesWhileRoutiedStarts(t *testing.T) {
 	}()
 
 	<-firstFailure
-	newRigAt(t, path, blue.addr())
+	newRigAt(t, path, blue.Addr())
 	a := <-done
 	if a.err != nil {
 		t.Fatalf("Status after routied came up: %v", a.err)
@@ -96,7 +98,7 @@ func TestStatusRetriesWhileRoutiedStarts(t *testing.T) {
 }
 
 func TestStatusStopsRetryingWhenTheContextEnds(t *testing.T) {
-	path := socketPath(t)
+	path := testrig.SocketPath(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()

@@ -15,38 +15,39 @@ import (
 	"time"
 
 	"github.com/routie/routie/health"
+	"github.com/routie/routie/internal/testrig"
 	"github.com/routie/routie/switcher"
 )
 
 func TestStatusReturnsTheSwitcherStatusAndTheDaemonVersion(t *testing.T) {
-	retired, standby, active, next := startApp(t), startApp(t), startApp(t), startApp(t)
-	next.health.Store(http.StatusServiceUnavailable) // the switch to it keeps gating
+	retired, standby, active, next := testrig.StartApp(t, ""), testrig.StartApp(t, ""), testrig.StartApp(t, ""), testrig.StartApp(t, "")
+	next.SetHealth(http.StatusServiceUnavailable) // the switch to it keeps gating
 	r := newRig(t, retired)
 
 	// retired is switched away from while it serves a request, and left draining it.
-	r.hold(t, retired)
+	r.Hold(t, retired)
 	ctx, leave := context.WithCancel(t.Context())
 	defer leave()
-	if _, err := r.sw.Switch(ctx, standby.port(), switcher.SwitchOptions{Progress: func(ev switcher.Event) {
+	if _, err := r.Switcher.Switch(ctx, standby.Port(), switcher.SwitchOptions{Progress: func(ev switcher.Event) {
 		if ev.Kind == switcher.EventSwap {
 			leave() // as a routiectl interrupted after the swap: the drain goes on without it
 		}
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.sw.Switch(t.Context(), active.port(), switcher.SwitchOptions{}); err != nil {
+	if _, err := r.Switcher.Switch(t.Context(), active.Port(), switcher.SwitchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// The standby's app stops; a probe sees it.
-	standby.srv.Close()
-	if res, err := r.sw.Probe(t.Context(), standby.port()); err != nil || res.Passed {
+	standby.Close()
+	if res, err := r.Switcher.Probe(t.Context(), standby.Port()); err != nil || res.Passed {
 		t.Fatalf("probe of the stopped standby: %+v, %v", res, err)
 	}
 	r.gating(t, next)
 
-	want := r.sw.Status()
+	want := r.Switcher.Status()
 	if want.Active.Health != health.Up || want.Active.Last == nil || want.Standby == nil || want.Standby.Health != health.Down ||
-		len(want.Draining) != 1 || want.Draining[0].InFlight != 1 || want.Switching != next.addr() {
+		len(want.Draining) != 1 || want.Draining[0].InFlight != 1 || want.Switching != next.Addr() {
 		t.Fatalf("the switcher is not in the state this test needs: %+v", want)
 	}
 	got, err := r.client.Status(t.Context())
@@ -66,7 +67,7 @@ func TestStatusReturnsTheSwitcherStatusAndTheDaemonVersion(t *testing.T) {
 	}
 	for _, s := range []string{
 		`"health": "up"`, `"health": "down"`, `"health": "unknown"`,
-		`"switching": "` + next.addr() + `"`, `"version": "` + Version + `"`,
+		`"switching": "` + next.Addr() + `"`, `"version": "` + Version + `"`,
 	} {
 		if !strings.Contains(body, s) {
 			t.Errorf("status JSON lacks %s:\n%s", s, body)
@@ -104,7 +105,7 @@ func onTheWire(s switcher.Status) switcher.Status {
 }
 
 func TestVersionNamesTheDaemonVersionAndGo(t *testing.T) {
-	r := newRig(t, startApp(t))
+	r := newRig(t, testrig.StartApp(t, ""))
 	v, err := r.client.Version(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +116,7 @@ func TestVersionNamesTheDaemonVersionAndGo(t *testing.T) {
 }
 
 func TestSwitchStreamsEachEventBeforeTheSwitchGoesOn(t *testing.T) {
-	blue, green := startApp(t), startHeldApp(t)
+	blue, green := testrig.StartApp(t, ""), testrig.StartApp(t, "", testrig.HoldProbes())
 	r := newRig(t, blue)
 
 	events := make(chan switcher.Event, 8)
@@ -125,18 +126,18 @@ func TestSwitchStreamsEachEventBeforeTheSwitchGoesOn(t *testing.T) {
 	}
 	done := make(chan answer, 1)
 	go func() {
-		rep, err := r.client.Switch(t.Context(), SwitchRequest{Target: green.port(), Wait: Duration(time.Minute)},
+		rep, err := r.client.Switch(t.Context(), SwitchRequest{Target: green.Port(), Wait: Duration(time.Minute)},
 			func(ev switcher.Event) { events <- ev })
 		done <- answer{rep, err}
 	}()
 
-	close(green.nextProbe(t))
-	second := green.nextProbe(t)
+	close(green.NextProbe(t))
+	second := green.NextProbe(t)
 	// The switch cannot go on until the second probe is answered, so the first probe's event
 	// reaches the client now or the answer is buffered.
-	got := []switcher.Event{recv(t, events, "the first probe's event while the second probe waits")}
+	got := []switcher.Event{testrig.Recv(t, events, "the first probe's event while the second probe waits")}
 	close(second)
-	a := recv(t, done, "the switch to end")
+	a := testrig.Recv(t, done, "the switch to end")
 	if a.err != nil {
 		t.Fatal(a.err)
 	}
@@ -152,26 +153,26 @@ func TestSwitchStreamsEachEventBeforeTheSwitchGoesOn(t *testing.T) {
 		t.Fatalf("events %v, want %v: %+v", kinds, want, got)
 	}
 	for i, ev := range got[:2] {
-		if p := ev.Probe; p == nil || p.Target != green.addr() || !p.Passed || ev.Passes != i+1 || ev.Needed != 2 {
-			t.Errorf("probe event %d: %+v with probe %+v; want %s passed, %d of 2 passes", i+1, ev, p, green.addr(), i+1)
+		if p := ev.Probe; p == nil || p.Target != green.Addr() || !p.Passed || ev.Passes != i+1 || ev.Needed != 2 {
+			t.Errorf("probe event %d: %+v with probe %+v; want %s passed, %d of 2 passes", i+1, ev, p, green.Addr(), i+1)
 		}
 	}
-	if swap := got[2]; swap.From != blue.addr() || swap.To != green.addr() {
-		t.Errorf("swap event %+v, want from %s to %s", swap, blue.addr(), green.addr())
+	if swap := got[2]; swap.From != blue.Addr() || swap.To != green.Addr() {
+		t.Errorf("swap event %+v, want from %s to %s", swap, blue.Addr(), green.Addr())
 	}
 	drained := got[3]
-	if drained.From != blue.addr() || drained.Drain == nil || drained.Drain.Waited != 0 {
-		t.Errorf("drained event %+v, want %s with nothing in flight", drained, blue.addr())
+	if drained.From != blue.Addr() || drained.Drain == nil || drained.Drain.Waited != 0 {
+		t.Errorf("drained event %+v, want %s with nothing in flight", drained, blue.Addr())
 	}
-	if want := (switcher.Report{From: blue.addr(), To: green.addr(), Drain: drained.Drain}); !reflect.DeepEqual(a.rep, want) {
+	if want := (switcher.Report{From: blue.Addr(), To: green.Addr(), Drain: drained.Drain}); !reflect.DeepEqual(a.rep, want) {
 		t.Errorf("report %+v, want %+v", a.rep, want)
 	}
 }
 
 func TestSwitchAnswerIsNDJSONEndingWithTheResult(t *testing.T) {
-	blue, green := startApp(t), startApp(t)
+	blue, green := testrig.StartApp(t, ""), testrig.StartApp(t, "")
 	r := newRig(t, blue)
-	resp, body := r.raw(t, http.MethodPost, PathSwitch, `{"target":"`+green.port()+`","wait":"30s","force":false}`)
+	resp, body := r.raw(t, http.MethodPost, PathSwitch, `{"target":"`+green.Port()+`","wait":"30s","force":false}`)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("got %s %s, want 200 application/x-ndjson", resp.Status, resp.Header.Get("Content-Type"))
 	}
@@ -185,42 +186,42 @@ func TestSwitchAnswerIsNDJSONEndingWithTheResult(t *testing.T) {
 			t.Errorf("line %d: want only a %s event, got %+v", i+1, wantKinds[i], l)
 		}
 	}
-	if last := lines[len(lines)-1]; last.Result == nil || last.Result.To != green.addr() || last.Event != nil || last.Error != nil {
+	if last := lines[len(lines)-1]; last.Result == nil || last.Result.To != green.Addr() || last.Event != nil || last.Error != nil {
 		t.Errorf("last line: want only the result, got %+v", last)
 	}
 }
 
 func TestNoOpSwitchAnswersWithAOneLineStream(t *testing.T) {
-	blue := startApp(t)
+	blue := testrig.StartApp(t, "")
 	r := newRig(t, blue)
-	resp, body := r.raw(t, http.MethodPost, PathSwitch, `{"target":"`+blue.port()+`"}`)
+	resp, body := r.raw(t, http.MethodPost, PathSwitch, `{"target":"`+blue.Port()+`"}`)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("got %s %s, want 200 application/x-ndjson", resp.Status, resp.Header.Get("Content-Type"))
 	}
 	if lines := readLines(t, body); len(lines) != 1 || lines[0].Result == nil || !lines[0].Result.NoOp {
 		t.Errorf("want one result line with noop, got:\n%s", body)
 	}
-	rep, err := r.client.Switch(t.Context(), SwitchRequest{Target: blue.port()}, nil)
-	if err != nil || !rep.NoOp || rep.To != blue.addr() {
+	rep, err := r.client.Switch(t.Context(), SwitchRequest{Target: blue.Port()}, nil)
+	if err != nil || !rep.NoOp || rep.To != blue.Addr() {
 		t.Errorf("Switch: %+v, %v; want a no-op report", rep, err)
 	}
 }
 
 func TestForcedSwitchSkipsTheHealthGate(t *testing.T) {
-	blue, green := startApp(t), startApp(t)
-	green.health.Store(http.StatusServiceUnavailable) // only force switches to it
+	blue, green := testrig.StartApp(t, ""), testrig.StartApp(t, "")
+	green.SetHealth(http.StatusServiceUnavailable) // only force switches to it
 	r := newRig(t, blue)
 	var events []string
-	rep, err := r.client.Switch(t.Context(), SwitchRequest{Target: green.port(), Force: true},
+	rep, err := r.client.Switch(t.Context(), SwitchRequest{Target: green.Port(), Force: true},
 		func(ev switcher.Event) { events = append(events, ev.Kind) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.Forced || rep.To != green.addr() || !slices.Equal(events, []string{switcher.EventSwap, switcher.EventDrained}) {
-		t.Errorf("forced switch: %+v after events %v; want forced to %s with a swap and a drain only", rep, events, green.addr())
+	if !rep.Forced || rep.To != green.Addr() || !slices.Equal(events, []string{switcher.EventSwap, switcher.EventDrained}) {
+		t.Errorf("forced switch: %+v after events %v; want forced to %s with a swap and a drain only", rep, events, green.Addr())
 	}
-	if n := green.probed.Load(); n != 0 {
-		t.Errorf("a forced switch probed %s %d times", green.addr(), n)
+	if n := green.Probed(); n != 0 {
+		t.Errorf("a forced switch probed %s %d times", green.Addr(), n)
 	}
 }
 
@@ -229,11 +230,11 @@ func TestErrorsBeforeAnyEventArePlainJSONWithTheirStatus(t *testing.T) {
 		name string
 		// provoke readies routied and returns the request that fails, as curl sends it and as
 		// the Client does, and the message it should get.
-		provoke func(t *testing.T, r *rig, blue, green *app) (path, body string, call func() error, message string)
+		provoke func(t *testing.T, r *rig, blue, green *testrig.App) (path, body string, call func() error, message string)
 		status  int
 		kind    string
 	}{
-		{"bad target", func(t *testing.T, r *rig, blue, green *app) (string, string, func() error, string) {
+		{"bad target", func(t *testing.T, r *rig, blue, green *testrig.App) (string, string, func() error, string) {
 			call := func() error {
 				_, err := r.client.Switch(t.Context(), SwitchRequest{Target: "80a1"}, nil)
 				return err
@@ -242,18 +243,18 @@ func TestErrorsBeforeAnyEventArePlainJSONWithTheirStatus(t *testing.T) {
 				`target "80a1": the port is not a number; write a port such as 8081, or host:port such as 127.0.0.1:8081`
 		}, 400, KindBadTarget},
 
-		{"switch in progress", func(t *testing.T, r *rig, blue, green *app) (string, string, func() error, string) {
-			green.health.Store(http.StatusServiceUnavailable)
+		{"switch in progress", func(t *testing.T, r *rig, blue, green *testrig.App) (string, string, func() error, string) {
+			green.SetHealth(http.StatusServiceUnavailable)
 			r.gating(t, green)
 			call := func() error {
 				_, err := r.client.Rollback(t.Context(), false, nil)
 				return err
 			}
-			return PathSwitch, `{"target":"` + blue.port() + `"}`, call,
-				"switch to " + green.addr() + " in progress; wait for it to finish (or interrupt the routiectl running it) and try again"
+			return PathSwitch, `{"target":"` + blue.Port() + `"}`, call,
+				"switch to " + green.Addr() + " in progress; wait for it to finish (or interrupt the routiectl running it) and try again"
 		}, 409, KindInProgress},
 
-		{"no standby", func(t *testing.T, r *rig, blue, green *app) (string, string, func() error, string) {
+		{"no standby", func(t *testing.T, r *rig, blue, green *testrig.App) (string, string, func() error, string) {
 			call := func() error {
 				_, err := r.client.Rollback(t.Context(), false, nil)
 				return err
@@ -264,7 +265,7 @@ func TestErrorsBeforeAnyEventArePlainJSONWithTheirStatus(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			blue, green := startApp(t), startApp(t)
+			blue, green := testrig.StartApp(t, ""), testrig.StartApp(t, "")
 			r := newRig(t, blue)
 			path, body, call, message := tc.provoke(t, r, blue, green)
 			want := Error{Kind: tc.kind, Message: message, Status: tc.status}
@@ -326,17 +327,17 @@ func TestErrorForFollowsTheTableOnError(t *testing.T) {
 }
 
 func TestRefusalAfterProbesEndsTheStreamWithA422Error(t *testing.T) {
-	blue, green := startApp(t), startApp(t)
-	green.health.Store(http.StatusInternalServerError)
+	blue, green := testrig.StartApp(t, ""), testrig.StartApp(t, "")
+	green.SetHealth(http.StatusInternalServerError)
 	r := newRig(t, blue)
 	want := Error{
 		Kind: KindRefused,
 		Message: fmt.Sprintf("switch to %s refused: not healthy after 200ms (0 of 2 passes); last probe failed: HTTP 500 from GET http://%s/actuator/health",
-			green.addr(), green.addr()),
+			green.Addr(), green.Addr()),
 		Status: 422,
 	}
 
-	resp, body := r.raw(t, http.MethodPost, PathSwitch, `{"target":"`+green.port()+`","wait":"200ms"}`)
+	resp, body := r.raw(t, http.MethodPost, PathSwitch, `{"target":"`+green.Port()+`","wait":"200ms"}`)
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("status %s: a started stream has already said 200", resp.Status)
 	}
@@ -354,14 +355,14 @@ func TestRefusalAfterProbesEndsTheStreamWithA422Error(t *testing.T) {
 	}
 
 	var events int
-	_, err := r.client.Switch(t.Context(), SwitchRequest{Target: green.port(), Wait: Duration(200 * time.Millisecond)},
+	_, err := r.client.Switch(t.Context(), SwitchRequest{Target: green.Port(), Wait: Duration(200 * time.Millisecond)},
 		func(switcher.Event) { events++ })
 	var e *Error
 	if events == 0 || !errors.As(err, &e) || *e != want {
 		t.Errorf("client: %d events and %#v; want some and %+v", events, err, want)
 	}
-	if got := r.sw.Status().Active.Addr; got != blue.addr() {
-		t.Errorf("active target %s after a refused switch, want %s", got, blue.addr())
+	if got := r.Switcher.Status().Active.Addr; got != blue.Addr() {
+		t.Errorf("active target %s after a refused switch, want %s", got, blue.Addr())
 	}
 }
 
@@ -394,9 +395,9 @@ func TestBadRequestsGet400SayingWhatToSend(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			blue, green := startApp(t), startApp(t)
+			blue, green := testrig.StartApp(t, ""), testrig.StartApp(t, "")
 			r := newRig(t, blue)
-			resp, body := r.raw(t, http.MethodPost, tc.path, strings.ReplaceAll(tc.body, "8081", green.port()))
+			resp, body := r.raw(t, http.MethodPost, tc.path, strings.ReplaceAll(tc.body, "8081", green.Port()))
 			var line StreamLine
 			if err := json.Unmarshal([]byte(body), &line); err != nil || line.Error == nil {
 				t.Fatalf("body %q is not {\"error\":…}: %v", body, err)
@@ -408,21 +409,21 @@ func TestBadRequestsGet400SayingWhatToSend(t *testing.T) {
 				t.Errorf("message:\n got %s\nwant %s…", line.Error.Message, tc.want)
 			}
 			// Nothing happened: no probe, no switch, nothing logged as requested.
-			if n := green.probed.Load(); n != 0 {
-				t.Errorf("a bad request probed %s %d times", green.addr(), n)
+			if n := green.Probed(); n != 0 {
+				t.Errorf("a bad request probed %s %d times", green.Addr(), n)
 			}
-			if s := r.sw.Status(); s.Active.Addr != blue.addr() || s.Standby != nil || s.Switching != "" {
+			if s := r.Switcher.Status(); s.Active.Addr != blue.Addr() || s.Standby != nil || s.Switching != "" {
 				t.Errorf("a bad request changed the switcher: %+v", s)
 			}
-			if strings.Contains(r.logs.String(), "requested") {
-				t.Errorf("a bad request was logged as a switch or rollback:\n%s", r.logs)
+			if strings.Contains(r.Logs.String(), "requested") {
+				t.Errorf("a bad request was logged as a switch or rollback:\n%s", r.Logs)
 			}
 		})
 	}
 }
 
 func TestUnknownRouteGets404ListingTheRoutes(t *testing.T) {
-	r := newRig(t, startApp(t))
+	r := newRig(t, testrig.StartApp(t, ""))
 	resp, body := r.raw(t, http.MethodGet, "/v2/status", "")
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("status %s, want 404", resp.Status)
@@ -439,7 +440,7 @@ func TestWrongMethodGets405WithAllow(t *testing.T) {
 		{http.MethodPost, PathStatus, "GET"},
 		{http.MethodDelete, PathRollback, "POST"},
 	}
-	r := newRig(t, startApp(t))
+	r := newRig(t, testrig.StartApp(t, ""))
 	for _, tc := range cases {
 		resp, body := r.raw(t, tc.method, tc.path, "")
 		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != tc.allow {
@@ -453,9 +454,9 @@ func TestWrongMethodGets405WithAllow(t *testing.T) {
 }
 
 func TestRollbackAcceptsAnEmptyBody(t *testing.T) {
-	blue, green := startApp(t), startApp(t)
+	blue, green := testrig.StartApp(t, ""), testrig.StartApp(t, "")
 	r := newRig(t, blue)
-	if _, err := r.client.Switch(t.Context(), SwitchRequest{Target: green.port()}, nil); err != nil {
+	if _, err := r.client.Switch(t.Context(), SwitchRequest{Target: green.Port()}, nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -465,29 +466,29 @@ func TestRollbackAcceptsAnEmptyBody(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || len(lines) == 0 {
 		t.Fatalf("got %s:\n%s\nwant 200 and a stream", resp.Status, body)
 	}
-	if first := lines[0].Event; first == nil || first.Kind != switcher.EventProbe || first.Probe == nil || first.Probe.Target != blue.addr() {
-		t.Errorf("first line %+v, want the probe of %s", lines[0], blue.addr())
+	if first := lines[0].Event; first == nil || first.Kind != switcher.EventProbe || first.Probe == nil || first.Probe.Target != blue.Addr() {
+		t.Errorf("first line %+v, want the probe of %s", lines[0], blue.Addr())
 	}
-	if last := lines[len(lines)-1].Result; last == nil || last.From != green.addr() || last.To != blue.addr() || last.Forced {
-		t.Errorf("last line %+v, want the result of a rollback from %s to %s", lines[len(lines)-1], green.addr(), blue.addr())
+	if last := lines[len(lines)-1].Result; last == nil || last.From != green.Addr() || last.To != blue.Addr() || last.Forced {
+		t.Errorf("last line %+v, want the result of a rollback from %s to %s", lines[len(lines)-1], green.Addr(), blue.Addr())
 	}
 
 	// With the standby failing its probe, only force gets back to it.
-	green.health.Store(http.StatusServiceUnavailable)
-	probed := green.probed.Load()
+	green.SetHealth(http.StatusServiceUnavailable)
+	probed := green.Probed()
 	var events []string
 	rep, err := r.client.Rollback(t.Context(), true, func(ev switcher.Event) { events = append(events, ev.Kind) })
 	if err != nil {
 		t.Fatalf("Rollback(force=true): %v", err)
 	}
-	if !rep.Forced || rep.To != green.addr() || slices.Contains(events, switcher.EventProbe) || green.probed.Load() != probed {
-		t.Errorf("Rollback(force=true): %+v after events %v; want a forced rollback to %s without a probe", rep, events, green.addr())
+	if !rep.Forced || rep.To != green.Addr() || slices.Contains(events, switcher.EventProbe) || green.Probed() != probed {
+		t.Errorf("Rollback(force=true): %+v after events %v; want a forced rollback to %s without a probe", rep, events, green.Addr())
 	}
 }
 
 func TestFailedProbeIsStillA200WithPassedFalse(t *testing.T) {
-	blue := startApp(t)
-	dead := deadPort(t)
+	blue := testrig.StartApp(t, "")
+	dead := testrig.DeadPort(t)
 	r := newRig(t, blue)
 	resp, body := r.raw(t, http.MethodPost, PathHealth, `{"target":"`+dead+`"}`)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"passed": false`) {
@@ -499,14 +500,14 @@ func TestFailedProbeIsStillA200WithPassedFalse(t *testing.T) {
 		t.Errorf("Health: %+v, %v; want %s failed: %s", got, err, dead, want)
 	}
 
-	got, err = r.client.Health(t.Context(), blue.port())
-	if err != nil || !got.Passed || got.Target != blue.addr() || got.Status != 200 || !strings.HasPrefix(got.Detail, "HTTP 200 in ") {
-		t.Errorf("Health of a healthy app: %+v, %v; want %s passed with HTTP 200", got, err, blue.addr())
+	got, err = r.client.Health(t.Context(), blue.Port())
+	if err != nil || !got.Passed || got.Target != blue.Addr() || got.Status != 200 || !strings.HasPrefix(got.Detail, "HTTP 200 in ") {
+		t.Errorf("Health of a healthy app: %+v, %v; want %s passed with HTTP 200", got, err, blue.Addr())
 	}
 }
 
 func TestProbeOfABadTargetIs400(t *testing.T) {
-	r := newRig(t, startApp(t))
+	r := newRig(t, testrig.StartApp(t, ""))
 	_, err := r.client.Health(t.Context(), "eighty")
 	want := Error{Kind: KindBadTarget, Status: 400,
 		Message: `target "eighty": the port is not a number; write a port such as 8081, or host:port such as 127.0.0.1:8081`}
@@ -517,39 +518,39 @@ func TestProbeOfABadTargetIs400(t *testing.T) {
 }
 
 func TestHangingUpCancelsTheSwitch(t *testing.T) {
-	blue, green := startApp(t), startApp(t)
-	green.health.Store(http.StatusServiceUnavailable) // the health gate would run for its whole wait
+	blue, green := testrig.StartApp(t, ""), testrig.StartApp(t, "")
+	green.SetHealth(http.StatusServiceUnavailable) // the health gate would run for its whole wait
 	r := newRig(t, blue)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 
 	// Hang up once the health gate has started, as Ctrl-C in routiectl does.
-	_, err := r.client.Switch(ctx, SwitchRequest{Target: green.port(), Wait: Duration(time.Minute)}, func(switcher.Event) { cancel() })
+	_, err := r.client.Switch(ctx, SwitchRequest{Target: green.Port(), Wait: Duration(time.Minute)}, func(switcher.Event) { cancel() })
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Switch: %v, want context.Canceled", err)
 	}
 	// Logged once the switcher has returned, long before the minute of its wait.
-	r.waitForLog(t, `msg="switch not done" target=`+green.port())
-	r.waitForLog(t, "outcome=cancelled")
-	if s := r.sw.Status(); s.Switching != "" || s.Active.Addr != blue.addr() {
-		t.Errorf("after the hang-up: switching %q, active %s; want no switch and %s active", s.Switching, s.Active.Addr, blue.addr())
+	r.WaitForLog(t, `msg="switch not done" target=`+green.Port())
+	r.WaitForLog(t, "outcome=cancelled")
+	if s := r.Switcher.Status(); s.Switching != "" || s.Active.Addr != blue.Addr() {
+		t.Errorf("after the hang-up: switching %q, active %s; want no switch and %s active", s.Switching, s.Active.Addr, blue.Addr())
 	}
 }
 
 func TestChangesAreLoggedWithWhoAskedAndTheOutcome(t *testing.T) {
-	blue, green := startApp(t), startApp(t)
+	blue, green := testrig.StartApp(t, ""), testrig.StartApp(t, "")
 	r := newRig(t, blue)
-	if _, err := r.client.Switch(t.Context(), SwitchRequest{Target: green.port()}, nil); err != nil {
+	if _, err := r.client.Switch(t.Context(), SwitchRequest{Target: green.Port()}, nil); err != nil {
 		t.Fatal(err)
 	}
 	me := fmt.Sprintf("uid=%d pid=%d", currentUID(), currentPID())
 	for _, want := range []string{
-		`msg="switch requested" target=` + green.port() + ` ` + me,
-		`msg="switch done" target=` + green.port() + ` ` + me,
-		`outcome=switched from=` + blue.addr() + ` to=` + green.addr(),
+		`msg="switch requested" target=` + green.Port() + ` ` + me,
+		`msg="switch done" target=` + green.Port() + ` ` + me,
+		`outcome=switched from=` + blue.Addr() + ` to=` + green.Addr(),
 	} {
-		if !strings.Contains(r.logs.String(), want) {
-			t.Errorf("log lacks %q:\n%s", want, r.logs)
+		if !strings.Contains(r.Logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, r.Logs)
 		}
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/routie/routie/internal/testrig"
 )
 
 func TestListenRefusesASocketThatALiveDaemonOwns(t *testing.T) {
-	path := socketPath(t)
+	path := testrig.SocketPath(t)
 	first, err := Listen(path, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +37,7 @@ func TestListenRefusesASocketThatALiveDaemonOwns(t *testing.T) {
 }
 
 func TestListenReplacesAStaleSocket(t *testing.T) {
-	path := socketPath(t)
+	path := testrig.SocketPath(t)
 	// A socket file left behind by a daemon that died: bound, then closed without unlinking.
 	dead, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
@@ -60,7 +62,7 @@ func TestListenReplacesAStaleSocket(t *testing.T) {
 }
 
 func TestListenCreatesTheDirectoryAndSetsTheMode(t *testing.T) {
-	path := filepath.Join(filepath.Dir(socketPath(t)), "run", "routie", "control.sock")
+	path := filepath.Join(filepath.Dir(testrig.SocketPath(t)), "run", "routie", "control.sock")
 	ln, err := Listen(path, 0o660)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +85,7 @@ func TestListenCreatesTheDirectoryAndSetsTheMode(t *testing.T) {
 }
 
 func TestListenRefusesAFileThatIsNotASocket(t *testing.T) {
-	path := socketPath(t)
+	path := testrig.SocketPath(t)
 	if err := os.WriteFile(path, []byte("precious"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +103,7 @@ func TestListenRefusesAFileThatIsNotASocket(t *testing.T) {
 }
 
 func TestCloseRemovesTheSocketItCreated(t *testing.T) {
-	path := socketPath(t)
+	path := testrig.SocketPath(t)
 	ln, err := Listen(path, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +117,7 @@ func TestCloseRemovesTheSocketItCreated(t *testing.T) {
 }
 
 func TestCloseLeavesTheSocketOfASuccessor(t *testing.T) {
-	path := socketPath(t)
+	path := testrig.SocketPath(t)
 	old, err := Listen(path, 0o600)
 	if err != nil {
 		t.Fatal(err)

@@ -43,7 +43,7 @@ func TestCanaryDeployWalksItsStepsAndPromotesWhenClean(t *testing.T) {
 	st := settings(green)
 	st.Stop = "echo stopping {port}"
 	r := newRig(t, blue, st)
-	stop := load(t, r.front.URL+"/")
+	stop := load(t, r.Front.URL+"/")
 
 	rec, events := runDeploy(t, r, deploy.Request{NoStart: true, Canary: []int{5, 25, 50}, Step: 400 * time.Millisecond})
 	reqs, failed := stop()
@@ -62,18 +62,18 @@ func TestCanaryDeployWalksItsStepsAndPromotesWhenClean(t *testing.T) {
 		switch {
 		case e.Switch != nil && e.Switch.Kind == switcher.EventCanary:
 			shares = append(shares, fmt.Sprintf("%d%%", e.Switch.Weight))
-		case e.Phase == deploy.PhaseCanary && strings.HasPrefix(e.Message, green.addr()+" now takes "):
-			shares = append(shares, strings.Fields(strings.TrimPrefix(e.Message, green.addr()+" now takes "))[0])
+		case e.Phase == deploy.PhaseCanary && strings.HasPrefix(e.Message, green.Addr()+" now takes "):
+			shares = append(shares, strings.Fields(strings.TrimPrefix(e.Message, green.Addr()+" now takes "))[0])
 		}
 	}
 	if got := strings.Join(shares, " "); got != "5% 25% 50%" {
 		t.Errorf("the canary's shares were %q, want 5%% 25%% 50%%", got)
 	}
-	if !strings.Contains(rec.Why, "watched at 5,25,50% of the clients") || !strings.Contains(rec.Why, blue.addr()+" stopped") {
+	if !strings.Contains(rec.Why, "watched at 5,25,50% of the clients") || !strings.Contains(rec.Why, blue.Addr()+" stopped") {
 		t.Errorf("why %q", rec.Why)
 	}
-	s := r.sw.Status()
-	if s.Active.Addr != green.addr() || s.Canary != nil || s.Standby == nil || s.Standby.Addr != blue.addr() || !s.Standby.Stopped {
+	s := r.Switcher.Status()
+	if s.Active.Addr != green.Addr() || s.Canary != nil || s.Standby == nil || s.Standby.Addr != blue.Addr() || !s.Standby.Stopped {
 		t.Fatalf("after the deploy: active %s, canary %+v, standby %+v; want green, none, blue stopped", s.Active.Addr, s.Canary, s.Standby)
 	}
 	if h := r.d.History(); len(h) != 1 || fmt.Sprint(h[0].Canary) != "[5 25 50]" {
@@ -86,7 +86,7 @@ func TestCanaryDeployRollsBackWhenTheCanaryAnswers500(t *testing.T) {
 	bad := startApp(t, "green", 3, 0) // every third request answers 500
 	st := settings(bad)
 	r := newRig(t, blue, st)
-	stop := load(t, r.front.URL+"/")
+	stop := load(t, r.Front.URL+"/")
 
 	rec, events := runDeploy(t, r, deploy.Request{NoStart: true, Canary: []int{5, 25, 50}, Step: 10 * time.Second})
 	reqs, failed := stop()
@@ -97,7 +97,7 @@ func TestCanaryDeployRollsBackWhenTheCanaryAnswers500(t *testing.T) {
 	if failed != 0 {
 		t.Errorf("%d of %d requests failed (transport errors) during the canary and its abort", failed, reqs)
 	}
-	for _, want := range []string{"error rate", "vs", "of the clients", "every client is back on " + blue.addr()} {
+	for _, want := range []string{"error rate", "vs", "of the clients", "every client is back on " + blue.Addr()} {
 		if !strings.Contains(rec.Why, want) {
 			t.Errorf("the reason %q does not say %q", rec.Why, want)
 		}
@@ -114,17 +114,17 @@ func TestCanaryDeployRollsBackWhenTheCanaryAnswers500(t *testing.T) {
 	if !sawAbort {
 		t.Error("no canary_aborted event in the rollback")
 	}
-	s := r.sw.Status()
-	if s.Active.Addr != blue.addr() || s.Canary != nil {
+	s := r.Switcher.Status()
+	if s.Active.Addr != blue.Addr() || s.Canary != nil {
 		t.Fatalf("after the rollback: active %s, canary %+v; want blue alone", s.Active.Addr, s.Canary)
 	}
-	if served := bad.n.Load(); served == 0 {
+	if served := bad.Served(); served == 0 {
 		t.Error("the bad canary never served a request")
 	}
-	before := bad.n.Load()
-	get := load(t, r.front.URL+"/")
+	before := bad.Served()
+	get := load(t, r.Front.URL+"/")
 	get()
-	if after := bad.n.Load(); after != before {
+	if after := bad.Served(); after != before {
 		t.Errorf("the aborted canary served %d more requests", after-before)
 	}
 }
@@ -146,7 +146,7 @@ func TestCanaryDeployAbortSendsTheClientsBack(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 		s = r.d.Current()
 	}
-	if s.Canary.Weight != 10 || s.Canary.Step != 1 || s.New == nil || s.New.Addr != green.addr() || s.Old == nil || s.Old.Addr != blue.addr() {
+	if s.Canary.Weight != 10 || s.Canary.Step != 1 || s.New == nil || s.New.Addr != green.Addr() || s.Old == nil || s.Old.Addr != blue.Addr() {
 		t.Errorf("status during the canary: %+v (canary %+v)", s, s.Canary)
 	}
 	if got, err := r.d.Abort(); err != nil || got != id {
@@ -156,7 +156,7 @@ func TestCanaryDeployAbortSendsTheClientsBack(t *testing.T) {
 	if err != nil || rec.Result != deploy.ResultAborted || !strings.Contains(rec.Why, "aborted during the canary at 10%") {
 		t.Fatalf("aborted canary deploy: %+v, %v", rec, err)
 	}
-	if s := r.sw.Status(); s.Active.Addr != blue.addr() || s.Canary != nil {
+	if s := r.Switcher.Status(); s.Active.Addr != blue.Addr() || s.Canary != nil {
 		t.Fatalf("after the abort: active %s, canary %+v", s.Active.Addr, s.Canary)
 	}
 }
@@ -172,20 +172,20 @@ func TestCanaryPromotedByHandEndsTheWalkAndStopsTheOldVersion(t *testing.T) {
 	}
 	waitPhase(t, r.d, deploy.PhaseCanary)
 	deadline := time.Now().Add(10 * time.Second)
-	for r.sw.Status().Canary == nil {
+	for r.Switcher.Status().Canary == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("the canary never started")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if _, err := r.sw.Promote(context.Background(), switcher.SwitchOptions{}); err != nil {
+	if _, err := r.Switcher.Promote(context.Background(), switcher.SwitchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rec, err := r.d.Follow(context.Background(), id, func(deploy.Event) {})
 	if err != nil || rec.Result != deploy.ResultSucceeded || !strings.Contains(rec.Why, "promoted by hand at 10%") {
 		t.Fatalf("deploy after a promotion by hand: %+v, %v", rec, err)
 	}
-	if s := r.sw.Status(); s.Active.Addr != green.addr() || s.Standby == nil || !s.Standby.Stopped {
+	if s := r.Switcher.Status(); s.Active.Addr != green.Addr() || s.Standby == nil || !s.Standby.Stopped {
 		t.Fatalf("after the deploy: %+v", s)
 	}
 }

@@ -16,89 +16,55 @@ import (
 
 	"github.com/routie/routie/deploy"
 	"github.com/routie/routie/health"
+	"github.com/routie/routie/internal/testrig"
 	"github.com/routie/routie/proxy"
 	"github.com/routie/routie/switcher"
 )
 
-// app is a real HTTP server on 127.0.0.1 standing in for one version of the app: healthy,
-// and failing or slow as a test asks.
-type app struct {
-	name     string
-	srv      *httptest.Server
-	failEach int           // every failEach-th request to / answers 500; 0: none
-	delay    time.Duration // added to every request to /
-	n        atomic.Int64
-}
-
-func startApp(t *testing.T, name string, failEach int, delay time.Duration) *app {
+// startApp starts a stand-in for one version of the app, called name, on 127.0.0.1: healthy,
+// with every failEach-th request to / answering 500 (0: none), and each taking delay longer.
+func startApp(t *testing.T, name string, failEach int, delay time.Duration) *testrig.App {
 	t.Helper()
-	a := &app{name: name, failEach: failEach, delay: delay}
-	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/actuator/health" {
-			io.WriteString(w, `{"status":"UP"}`)
-			return
-		}
-		time.Sleep(a.delay)
-		w.Header().Set("X-App", name)
-		if a.failEach > 0 && a.n.Add(1)%int64(a.failEach) == 0 {
-			w.WriteHeader(http.StatusInternalServerError)
-		}
-		io.WriteString(w, "hello from "+name)
-	}))
-	t.Cleanup(a.srv.Close)
-	return a
+	return testrig.StartApp(t, name, testrig.FailEach(failEach), testrig.Delay(delay))
 }
 
-func (a *app) addr() string { return a.srv.Listener.Addr().String() }
-
-func (a *app) port() int {
-	p, _ := strconv.Atoi(a.addr()[strings.LastIndex(a.addr(), ":")+1:])
+// port is a's port as deploy.Settings.Ports holds it.
+func port(a *testrig.App) int {
+	p, _ := strconv.Atoi(a.Port())
 	return p
 }
 
+// rig is routied's core on real sockets (testrig) with a deployer running on its switcher.
 type rig struct {
-	sw    *switcher.Switcher
-	d     *deploy.Deployer
-	front *httptest.Server
-	dir   string
+	*testrig.Rig
+	d *deploy.Deployer
 }
 
-func newRig(t *testing.T, active *app, st deploy.Settings) *rig {
+func newRig(t *testing.T, active *testrig.App, st deploy.Settings) *rig {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p := proxy.New(log)
-	p.SetAccessLog(false)
-	dir := t.TempDir()
-	sw, err := switcher.New(p, health.NewChecker(), switcher.NewStore(dir), switcher.Settings{
-		Host: "127.0.0.1", Probe: health.Probe{Path: "/actuator/health", Timeout: time.Second},
-		Interval: 10 * time.Millisecond, Passes: 2, Wait: 2 * time.Second,
-		DrainTimeout: 5 * time.Second, StreamGrace: time.Second,
-	}, active.addr(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, notes, err := deploy.OpenHistory(dir)
+	sts := testrig.FastSettings()
+	sts.DrainTimeout = 5 * time.Second
+	sts.StreamGrace = time.Second
+	core := testrig.NewRig(t, active.Addr(), testrig.Options{Settings: sts})
+	h, notes, err := deploy.OpenHistory(core.Dir)
 	if err != nil || len(notes) > 0 {
 		t.Fatal(err, notes)
 	}
-	d := deploy.New(sw, h, st, log)
+	d := deploy.New(core.Switcher, h, st, core.Log)
 	d.SetTick(10 * time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { d.Run(ctx); close(done) }()
-	front := httptest.NewServer(p)
 	t.Cleanup(func() {
 		cancel()
 		<-done
-		front.Close()
-		sw.Close()
 	})
-	return &rig{sw: sw, d: d, front: front, dir: dir}
+	return &rig{Rig: core, d: d}
 }
 
-func settings(to *app) deploy.Settings {
+func settings(to *testrig.App) deploy.Settings {
 	return deploy.Settings{
-		Host: "127.0.0.1", Ports: []int{to.port()}, StartTimeout: 5 * time.Second,
+		Host: "127.0.0.1", Ports: []int{port(to)}, StartTimeout: 5 * time.Second,
 		Monitor: 1500 * time.Millisecond, Sustain: 300 * time.Millisecond,
 		Limits: deploy.Limits{MaxErrorRate: 0.05, MaxLatencyRatio: 2, MinRequests: 20},
 	}
@@ -160,7 +126,7 @@ func TestCleanDeploySwitchesWatchesAndStopsTheOldVersion(t *testing.T) {
 	stopped := make(chan string, 1)
 	st.Stop = "echo stopping {port}"
 	r := newRig(t, blue, st)
-	stop := load(t, r.front.URL+"/")
+	stop := load(t, r.Front.URL+"/")
 
 	rec, events := runDeploy(t, r, deploy.Request{NoStart: true})
 	reqs, failed := stop()
@@ -171,7 +137,7 @@ func TestCleanDeploySwitchesWatchesAndStopsTheOldVersion(t *testing.T) {
 	if failed != 0 {
 		t.Fatalf("%d of %d requests failed during the deploy", failed, reqs)
 	}
-	if got := r.sw.Status(); got.Active.Addr != green.addr() || got.Standby == nil || !got.Standby.Stopped {
+	if got := r.Switcher.Status(); got.Active.Addr != green.Addr() || got.Standby == nil || !got.Standby.Stopped {
 		t.Fatalf("after the deploy: active %s, standby %+v; want green active and blue recorded as stopped", got.Active.Addr, got.Standby)
 	}
 	var phases []string
@@ -180,7 +146,7 @@ func TestCleanDeploySwitchesWatchesAndStopsTheOldVersion(t *testing.T) {
 		if len(phases) == 0 || phases[len(phases)-1] != e.Phase {
 			phases = append(phases, e.Phase)
 		}
-		if e.Phase == deploy.PhaseStop && e.Message == fmt.Sprintf("stopping %d", blue.port()) {
+		if e.Phase == deploy.PhaseStop && e.Message == fmt.Sprintf("stopping %d", port(blue)) {
 			sawStopOutput = true
 		}
 	}
@@ -188,9 +154,9 @@ func TestCleanDeploySwitchesWatchesAndStopsTheOldVersion(t *testing.T) {
 		t.Errorf("phases %q, want %q", strings.Join(phases, " "), want)
 	}
 	if !sawStopOutput {
-		t.Errorf("deploy.stop's output for port %d was not shown", blue.port())
+		t.Errorf("deploy.stop's output for port %d was not shown", port(blue))
 	}
-	if _, err := r.sw.Rollback(context.Background(), switcher.SwitchOptions{}); err == nil || !strings.Contains(err.Error(), "rollback --start") {
+	if _, err := r.Switcher.Rollback(context.Background(), switcher.SwitchOptions{}); err == nil || !strings.Contains(err.Error(), "rollback --start") {
 		t.Errorf("rollback to the stopped standby: %v; want a refusal naming rollback --start", err)
 	}
 	if h := r.d.History(); len(h) != 1 || h[0].Result != deploy.ResultSucceeded {
@@ -214,11 +180,11 @@ func TestBadReleaseIsRolledBackNamingTheFigure(t *testing.T) {
 			st := settings(bad)
 			st.Monitor = 10 * time.Second // the rollback must come well before this
 			r := newRig(t, blue, st)
-			stop := load(t, r.front.URL+"/")
+			stop := load(t, r.Front.URL+"/")
 			defer stop()
 			// A baseline: blue's answers before the deploy.
 			deadline := time.Now().Add(5 * time.Second)
-			for s, _ := r.sw.TargetStats(blue.addr()); s.Requests() < 100 && time.Now().Before(deadline); s, _ = r.sw.TargetStats(blue.addr()) {
+			for s, _ := r.Switcher.TargetStats(blue.Addr()); s.Requests() < 100 && time.Now().Before(deadline); s, _ = r.Switcher.TargetStats(blue.Addr()) {
 				time.Sleep(10 * time.Millisecond)
 			}
 
@@ -229,7 +195,7 @@ func TestBadReleaseIsRolledBackNamingTheFigure(t *testing.T) {
 			if !strings.Contains(rec.Why, tc.figure) || !strings.Contains(rec.Why, "vs") {
 				t.Errorf("the reason %q does not name %s with both values", rec.Why, tc.figure)
 			}
-			if active := r.sw.Status().Active.Addr; active != blue.addr() {
+			if active := r.Switcher.Status().Active.Addr; active != blue.Addr() {
 				t.Errorf("after the rollback traffic goes to %s, want blue", active)
 			}
 		})
@@ -242,14 +208,14 @@ func TestNothingIsSwitchedWhenTheNewVersionCannotStart(t *testing.T) {
 	dead.Close()
 	t.Run("start command fails", func(t *testing.T) {
 		st := settings(blue)
-		st.Ports = []int{blue.port(), 1}
+		st.Ports = []int{port(blue), 1}
 		st.Start = "echo no jar here; exit 3"
 		r := newRig(t, blue, st)
 		rec, _ := runDeploy(t, r, deploy.Request{})
 		if rec.Result != deploy.ResultFailed || !strings.Contains(rec.Why, "exited with status 3") || !strings.Contains(rec.Why, "nothing was switched") {
 			t.Fatalf("got %s: %s", rec.Result, rec.Why)
 		}
-		if r.sw.Status().Active.Addr != blue.addr() {
+		if r.Switcher.Status().Active.Addr != blue.Addr() {
 			t.Fatal("traffic moved")
 		}
 	})
@@ -260,7 +226,7 @@ func TestNothingIsSwitchedWhenTheNewVersionCannotStart(t *testing.T) {
 		if rec.Result != deploy.ResultFailed || !strings.Contains(rec.Why, "never became healthy") || !strings.Contains(rec.Why, "connection refused") {
 			t.Fatalf("got %s: %s", rec.Result, rec.Why)
 		}
-		if r.sw.Status().Active.Addr != blue.addr() {
+		if r.Switcher.Status().Active.Addr != blue.Addr() {
 			t.Fatal("traffic moved")
 		}
 	})
@@ -295,7 +261,7 @@ func TestAbortDuringMonitorRollsBack(t *testing.T) {
 	if err != nil || rec.Result != deploy.ResultAborted {
 		t.Fatalf("aborted deploy: %+v, %v", rec, err)
 	}
-	if r.sw.Status().Active.Addr != blue.addr() {
+	if r.Switcher.Status().Active.Addr != blue.Addr() {
 		t.Fatal("abort did not send traffic back to blue")
 	}
 }
@@ -313,7 +279,7 @@ func TestRestartMidDeployRecordsItInterrupted(t *testing.T) {
 	sw, _ := switcher.New(p, health.NewChecker(), switcher.NewStore(dir), switcher.Settings{
 		Host: "127.0.0.1", Probe: health.Probe{Path: "/actuator/health", Timeout: time.Second},
 		Interval: 10 * time.Millisecond, Passes: 1, Wait: 2 * time.Second, DrainTimeout: time.Second,
-	}, blue.addr(), log)
+	}, blue.Addr(), log)
 	defer sw.Close()
 	st := settings(green)
 	st.Monitor = time.Minute

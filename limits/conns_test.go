@@ -2,43 +2,24 @@ package limits_test
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/routie/routie/internal/testrig"
 	"github.com/routie/routie/limits"
 )
-
-// syncBuffer is a log sink that tests read while the server writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // capped is an HTTP server on 127.0.0.1 behind a ConnCap. closed receives a value each time
 // the server has closed a client connection.
 type capped struct {
 	addr   string
 	cap    *limits.ConnCap
-	logs   *syncBuffer
+	logs   *testrig.LogBuffer
 	closed chan struct{}
 }
 
@@ -48,7 +29,7 @@ func startCapped(t *testing.T, max int) *capped {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &capped{addr: l.Addr().String(), logs: &syncBuffer{}, closed: make(chan struct{}, 64)}
+	s := &capped{addr: l.Addr().String(), logs: &testrig.LogBuffer{}, closed: make(chan struct{}, 64)}
 	s.cap = limits.NewConnCap(max, slog.New(slog.NewTextHandler(s.logs, nil)))
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),

@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/routie/routie/conf"
+	"github.com/routie/routie/internal/testrig"
 	"github.com/routie/routie/metrics"
 	"github.com/routie/routie/proxy"
 	"github.com/routie/routie/switcher"
@@ -37,12 +38,12 @@ func TestRoutiedLinksNoPrometheusLibrary(t *testing.T) {
 }
 
 func TestLatencyHistogramExportsOneExactBucketPerDoubling(t *testing.T) {
-	blue := startApp(t, "blue")
-	r := newRig(t, blue.addr(), time.Second, metrics.Sources{})
+	blue := testrig.StartApp(t, "blue")
+	r := newRig(t, blue.Addr(), time.Second, metrics.Sources{})
 	const n = 3
 	r.get(t, "/", n)
 
-	h := metricOf(t, r.families(t), "routie_request_duration_seconds", "target", blue.addr()).GetHistogram()
+	h := metricOf(t, r.families(t), "routie_request_duration_seconds", "target", blue.Addr()).GetHistogram()
 	if h.GetSampleCount() != n {
 		t.Errorf("count %d, want %d", h.GetSampleCount(), n)
 	}
@@ -79,7 +80,7 @@ func TestLatencyHistogramExportsOneExactBucketPerDoubling(t *testing.T) {
 }
 
 func TestLabelValuesAreEscaped(t *testing.T) {
-	blue := startApp(t, "blue")
+	blue := testrig.StartApp(t, "blue")
 	notAfter := time.Unix(1_900_000_000, 0)
 	certs := func() []routietls.NameStatus {
 		return []routietls.NameStatus{
@@ -92,7 +93,7 @@ func TestLabelValuesAreEscaped(t *testing.T) {
 			{Name: "localhost", Mode: conf.TLSSelfSigned, NotAfter: notAfter},
 		}
 	}
-	r := newRig(t, blue.addr(), time.Second, metrics.Sources{Certificates: certs})
+	r := newRig(t, blue.Addr(), time.Second, metrics.Sources{Certificates: certs})
 
 	f := r.families(t)["routie_certificate_expiry_timestamp_seconds"]
 	var names []string
@@ -113,13 +114,13 @@ func TestLabelValuesAreEscaped(t *testing.T) {
 var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?:.*,)?target="([^"]*)")?`)
 
 func TestScrapeWritesEachFamilyOnceWithTargetsSorted(t *testing.T) {
-	blue, green, red := startApp(t, "blue"), startApp(t, "green"), startApp(t, "red")
-	r := newRig(t, blue.addr(), 10*time.Second, metrics.Sources{RefusedConns: func() uint64 { return 0 }})
+	blue, green, red := testrig.StartApp(t, "blue"), testrig.StartApp(t, "green"), testrig.StartApp(t, "red")
+	r := newRig(t, blue.Addr(), 10*time.Second, metrics.Sources{RefusedConns: func() uint64 { return 0 }})
 	r.get(t, "/", 1)
-	r.switchTo(t, green.addr())
+	r.switchTo(t, green.Addr())
 	r.get(t, "/", 1)
 	// Green is the standby after this; blue is draining or forgotten.
-	r.switchTo(t, red.addr())
+	r.switchTo(t, red.Addr())
 	r.get(t, "/", 1)
 	text := r.text(t)
 
@@ -163,8 +164,8 @@ func TestScrapeWritesEachFamilyOnceWithTargetsSorted(t *testing.T) {
 }
 
 func TestOnlyTheWatchedRuntimeAndProcessSeriesAreServed(t *testing.T) {
-	blue := startApp(t, "blue")
-	r := newRig(t, blue.addr(), time.Second, metrics.Sources{})
+	blue := testrig.StartApp(t, "blue")
+	r := newRig(t, blue.Addr(), time.Second, metrics.Sources{})
 	before := time.Now()
 	got := r.families(t)
 
@@ -279,8 +280,8 @@ func TestScrapesBeyondFourAtOnceAreRefused(t *testing.T) {
 }
 
 func TestScrapeIsPlainTextFormatNeverCompressed(t *testing.T) {
-	blue := startApp(t, "blue")
-	r := newRig(t, blue.addr(), time.Second, metrics.Sources{})
+	blue := testrig.StartApp(t, "blue")
+	r := newRig(t, blue.Addr(), time.Second, metrics.Sources{})
 	req, _ := http.NewRequest("GET", r.metrics.URL+"/metrics", nil)
 	req.Header.Set("Accept-Encoding", "gzip")
 	resp, err := http.DefaultClient.Do(req)

@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -29,82 +28,39 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/routie/routie/conf"
-	"github.com/routie/routie/health"
+	"github.com/routie/routie/internal/testrig"
 	"github.com/routie/routie/metrics"
-	"github.com/routie/routie/proxy"
 	"github.com/routie/routie/switcher"
 	routietls "github.com/routie/routie/tls"
 )
 
-// app is a stand-in for the Spring Boot app on a real 127.0.0.1 port: it passes health
-// probes, answers / with its name, and holds /hold until the test releases it.
-type app struct {
-	srv     *httptest.Server
-	held    chan struct{}
-	release chan struct{}
-}
+// The tests of this package run routied's core on real sockets (testrig): the proxy in front
+// of apps on 127.0.0.1 and its switcher, and the metrics endpoint reading them.
 
-func startApp(t *testing.T, name string) *app {
-	t.Helper()
-	a := &app{held: make(chan struct{}, 8), release: make(chan struct{})}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /actuator/health", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"status":"UP"}`) })
-	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello from "+name) })
-	mux.HandleFunc("GET /missing", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
-	mux.HandleFunc("GET /hold", func(w http.ResponseWriter, r *http.Request) {
-		a.held <- struct{}{}
-		select {
-		case <-a.release:
-		case <-r.Context().Done():
-		}
-	})
-	a.srv = httptest.NewServer(mux)
-	t.Cleanup(a.srv.Close)
-	return a
-}
-
-func (a *app) addr() string { return a.srv.Listener.Addr().String() }
-
-// rig is routied's core on real sockets: the proxy in front of the apps, its switcher, and
-// the metrics endpoint reading them.
+// rig is routied's core and the metrics endpoint reading it.
 type rig struct {
-	sw      *switcher.Switcher
-	front   *httptest.Server
+	*testrig.Rig
 	metrics *httptest.Server
 }
 
 func newRig(t *testing.T, initial string, drainTimeout time.Duration, src metrics.Sources) *rig {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
-	p := proxy.New(log)
-	p.SetAccessLog(false)
-	st := switcher.Settings{
-		Host:         "127.0.0.1",
-		Probe:        health.Probe{Path: "/actuator/health", Timeout: time.Second},
-		Interval:     10 * time.Millisecond,
-		Passes:       1,
-		Wait:         time.Second,
-		DrainTimeout: drainTimeout,
-		StreamGrace:  0,
-	}
-	sw, err := switcher.New(p, health.NewChecker(), switcher.NewStore(t.TempDir()), st, initial, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src.Switcher = sw
-	r := &rig{sw: sw, front: httptest.NewServer(p), metrics: httptest.NewServer(metrics.Handler(src, log))}
-	t.Cleanup(func() {
-		r.metrics.Close()
-		r.front.Close()
-		sw.Close()
-	})
+	st := testrig.FastSettings()
+	st.Passes = 1
+	st.Wait = time.Second
+	st.DrainTimeout = drainTimeout
+	st.StreamGrace = 0
+	core := testrig.NewRig(t, initial, testrig.Options{Settings: st, LogLevel: slog.LevelError})
+	src.Switcher = core.Switcher
+	r := &rig{Rig: core, metrics: httptest.NewServer(metrics.Handler(src, core.Log))}
+	t.Cleanup(r.metrics.Close)
 	return r
 }
 
 func (r *rig) get(t *testing.T, path string, n int) {
 	t.Helper()
 	for range n {
-		resp, err := r.front.Client().Get(r.front.URL + path)
+		resp, err := r.Front.Client().Get(r.Front.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +71,7 @@ func (r *rig) get(t *testing.T, path string, n int) {
 
 func (r *rig) switchTo(t *testing.T, target string) {
 	t.Helper()
-	if _, err := r.sw.Switch(context.Background(), target, switcher.SwitchOptions{}); err != nil {
+	if _, err := r.Switcher.Switch(context.Background(), target, switcher.SwitchOptions{}); err != nil {
 		t.Fatalf("switch to %s: %v", target, err)
 	}
 }
@@ -227,15 +183,15 @@ func expect(t *testing.T, got map[string]float64, want map[string]float64) {
 }
 
 func TestMetricsCountEachTargetsRequestsAcrossASwitch(t *testing.T) {
-	blue, green := startApp(t, "blue"), startApp(t, "green")
-	r := newRig(t, blue.addr(), 10*time.Second, metrics.Sources{})
+	blue, green := testrig.StartApp(t, "blue"), testrig.StartApp(t, "green")
+	r := newRig(t, blue.Addr(), 10*time.Second, metrics.Sources{})
 	const n, m = 7, 5
 	r.get(t, "/", n)
 	r.get(t, "/missing", 2)
-	r.switchTo(t, green.addr())
+	r.switchTo(t, green.Addr())
 	r.get(t, "/", m)
 
-	b, g := blue.addr(), green.addr()
+	b, g := blue.Addr(), green.Addr()
 	got := r.scrape(t)
 	expect(t, got, map[string]float64{
 		`routie_requests_total{class="2xx",target="` + b + `"}`: n,
@@ -280,19 +236,19 @@ func TestMetricsCountEachTargetsRequestsAcrossASwitch(t *testing.T) {
 }
 
 func TestMetricsCountSwitchAndRollbackResults(t *testing.T) {
-	blue, green := startApp(t, "blue"), startApp(t, "green")
-	r := newRig(t, blue.addr(), 10*time.Second, metrics.Sources{})
+	blue, green := testrig.StartApp(t, "blue"), testrig.StartApp(t, "green")
+	r := newRig(t, blue.Addr(), 10*time.Second, metrics.Sources{})
 	ctx := context.Background()
 
-	r.switchTo(t, green.addr())
-	r.switchTo(t, green.addr()) // already active
-	if _, err := r.sw.Switch(ctx, deadPort(t), switcher.SwitchOptions{Wait: 50 * time.Millisecond}); err == nil {
+	r.switchTo(t, green.Addr())
+	r.switchTo(t, green.Addr()) // already active
+	if _, err := r.Switcher.Switch(ctx, testrig.DeadPort(t), switcher.SwitchOptions{Wait: 50 * time.Millisecond}); err == nil {
 		t.Fatal("switch to a dead port was not refused")
 	}
-	if _, err := r.sw.Switch(ctx, "not a port", switcher.SwitchOptions{}); err == nil {
+	if _, err := r.Switcher.Switch(ctx, "not a port", switcher.SwitchOptions{}); err == nil {
 		t.Fatal("switch to an unparsable target succeeded")
 	}
-	if _, err := r.sw.Rollback(ctx, switcher.SwitchOptions{}); err != nil {
+	if _, err := r.Switcher.Rollback(ctx, switcher.SwitchOptions{}); err != nil {
 		t.Fatalf("rollback: %v", err)
 	}
 
@@ -304,23 +260,23 @@ func TestMetricsCountSwitchAndRollbackResults(t *testing.T) {
 		`routie_rollbacks_total{result="ok"}`:                              1,
 		`routie_rollbacks_total{result="refused"}`:                         0,
 		`routie_drain_duration_seconds_count`:                              2,
-		`routie_target_role{role="active",target="` + blue.addr() + `"}`:   1,
-		`routie_target_role{role="standby",target="` + green.addr() + `"}`: 1,
+		`routie_target_role{role="active",target="` + blue.Addr() + `"}`:   1,
+		`routie_target_role{role="standby",target="` + green.Addr() + `"}`: 1,
 	})
 }
 
 func TestForgottenTargetLeavesNoSeries(t *testing.T) {
-	blue, green, red := startApp(t, "blue"), startApp(t, "green"), startApp(t, "red")
-	r := newRig(t, blue.addr(), 10*time.Second, metrics.Sources{})
+	blue, green, red := testrig.StartApp(t, "blue"), testrig.StartApp(t, "green"), testrig.StartApp(t, "red")
+	r := newRig(t, blue.Addr(), 10*time.Second, metrics.Sources{})
 	r.get(t, "/", 3)
-	r.switchTo(t, green.addr())
+	r.switchTo(t, green.Addr())
 	r.get(t, "/", 3)
 	// Blue is the standby now, and still draining its (zero) streams for a moment.
-	waitFor(t, "blue's drain to end", func() bool { return len(r.sw.Status().Draining) == 0 && r.sw.Status().Standby != nil })
-	r.switchTo(t, red.addr()) // green becomes the standby; blue is forgotten
-	waitFor(t, "blue to be forgotten", func() bool {
-		for _, k := range r.sw.Known() {
-			if k.Target.Addr() == blue.addr() {
+	testrig.WaitFor(t, "blue's drain to end", func() bool { return len(r.Switcher.Status().Draining) == 0 && r.Switcher.Status().Standby != nil })
+	r.switchTo(t, red.Addr()) // green becomes the standby; blue is forgotten
+	testrig.WaitFor(t, "blue to be forgotten", func() bool {
+		for _, k := range r.Switcher.Known() {
+			if k.Target.Addr() == blue.Addr() {
 				return false
 			}
 		}
@@ -329,24 +285,24 @@ func TestForgottenTargetLeavesNoSeries(t *testing.T) {
 
 	got := r.scrape(t)
 	for series := range got {
-		if strings.Contains(series, blue.addr()) {
+		if strings.Contains(series, blue.Addr()) {
 			t.Errorf("series %s remains for a target routied no longer knows", series)
 		}
 	}
 	expect(t, got, map[string]float64{
-		`routie_requests_total{class="2xx",target="` + green.addr() + `"}`: 3,
-		`routie_target_role{role="standby",target="` + green.addr() + `"}`: 1,
-		`routie_target_role{role="active",target="` + red.addr() + `"}`:    1,
+		`routie_requests_total{class="2xx",target="` + green.Addr() + `"}`: 3,
+		`routie_target_role{role="standby",target="` + green.Addr() + `"}`: 1,
+		`routie_target_role{role="active",target="` + red.Addr() + `"}`:    1,
 	})
 }
 
 func TestDrainDeadlineCancellationsAreCounted(t *testing.T) {
-	blue, green := startApp(t, "blue"), startApp(t, "green")
-	r := newRig(t, blue.addr(), 100*time.Millisecond, metrics.Sources{})
+	blue, green := testrig.StartApp(t, "blue"), testrig.StartApp(t, "green")
+	r := newRig(t, blue.Addr(), 100*time.Millisecond, metrics.Sources{})
 	answered := make(chan int, 2)
 	for range 2 {
 		go func() {
-			resp, err := r.front.Client().Get(r.front.URL + "/hold")
+			resp, err := r.Front.Client().Get(r.Front.URL + "/hold")
 			if err != nil {
 				answered <- 0
 				return
@@ -354,11 +310,11 @@ func TestDrainDeadlineCancellationsAreCounted(t *testing.T) {
 			resp.Body.Close()
 			answered <- resp.StatusCode
 		}()
-		<-blue.held
+		<-blue.Held()
 	}
-	expect(t, r.scrape(t), map[string]float64{`routie_in_flight_requests{target="` + blue.addr() + `"}`: 2})
+	expect(t, r.scrape(t), map[string]float64{`routie_in_flight_requests{target="` + blue.Addr() + `"}`: 2})
 
-	r.switchTo(t, green.addr()) // returns after the drain, which cancels both at 100ms
+	r.switchTo(t, green.Addr()) // returns after the drain, which cancels both at 100ms
 	for range 2 {
 		if code := <-answered; code != http.StatusGatewayTimeout {
 			t.Errorf("held request answered %d, want 504", code)
@@ -368,9 +324,9 @@ func TestDrainDeadlineCancellationsAreCounted(t *testing.T) {
 	expect(t, got, map[string]float64{
 		`routie_drain_cancelled_requests_total`:                           2,
 		`routie_drain_duration_seconds_count`:                             1,
-		`routie_target_failures_total{target="` + blue.addr() + `"}`:      2,
-		`routie_requests_total{class="5xx",target="` + blue.addr() + `"}`: 2,
-		`routie_in_flight_requests{target="` + blue.addr() + `"}`:         0,
+		`routie_target_failures_total{target="` + blue.Addr() + `"}`:      2,
+		`routie_requests_total{class="5xx",target="` + blue.Addr() + `"}`: 2,
+		`routie_in_flight_requests{target="` + blue.Addr() + `"}`:         0,
 	})
 	if s := got["routie_drain_duration_seconds_sum"]; s < 0.1 {
 		t.Errorf("routie_drain_duration_seconds_sum = %v, want at least the 0.1s drain.timeout", s)
@@ -378,7 +334,7 @@ func TestDrainDeadlineCancellationsAreCounted(t *testing.T) {
 }
 
 func TestCertificateExpiryIsReportedPerNameForFilesMode(t *testing.T) {
-	blue := startApp(t, "blue")
+	blue := testrig.StartApp(t, "blue")
 	dir := t.TempDir()
 	notAfter := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second)
 	cfg := conf.Default()
@@ -391,7 +347,7 @@ func TestCertificateExpiryIsReportedPerNameForFilesMode(t *testing.T) {
 	}
 	t.Cleanup(certs.Close)
 
-	r := newRig(t, blue.addr(), time.Second, metrics.Sources{Certificates: certs.Status, RefusedConns: func() uint64 { return 3 }})
+	r := newRig(t, blue.Addr(), time.Second, metrics.Sources{Certificates: certs.Status, RefusedConns: func() uint64 { return 3 }})
 	got := r.scrape(t)
 	expect(t, got, map[string]float64{
 		`routie_certificate_expiry_timestamp_seconds{name="shop.example"}`:     float64(notAfter.Unix()),
@@ -401,7 +357,7 @@ func TestCertificateExpiryIsReportedPerNameForFilesMode(t *testing.T) {
 }
 
 func TestSelfSignedCertificateHasNoExpirySeries(t *testing.T) {
-	blue := startApp(t, "blue")
+	blue := testrig.StartApp(t, "blue")
 	cfg := conf.Default()
 	cfg.State.Dir = t.TempDir()
 	certs, err := routietls.New(t.Context(), cfg, nil)
@@ -409,7 +365,7 @@ func TestSelfSignedCertificateHasNoExpirySeries(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(certs.Close)
-	r := newRig(t, blue.addr(), time.Second, metrics.Sources{Certificates: certs.Status})
+	r := newRig(t, blue.Addr(), time.Second, metrics.Sources{Certificates: certs.Status})
 	for series := range r.scrape(t) {
 		if strings.HasPrefix(series, "routie_certificate_") {
 			t.Errorf("self-signed mode reports %s", series)
@@ -418,8 +374,8 @@ func TestSelfSignedCertificateHasNoExpirySeries(t *testing.T) {
 }
 
 func TestMetricsFollowPrometheusNamingConventions(t *testing.T) {
-	blue := startApp(t, "blue")
-	r := newRig(t, blue.addr(), time.Second, metrics.Sources{RefusedConns: func() uint64 { return 0 }})
+	blue := testrig.StartApp(t, "blue")
+	r := newRig(t, blue.Addr(), time.Second, metrics.Sources{RefusedConns: func() uint64 { return 0 }})
 	r.get(t, "/", 1)
 	problems, err := promlint.New(strings.NewReader(r.text(t))).Lint()
 	if err != nil {
@@ -427,30 +383,6 @@ func TestMetricsFollowPrometheusNamingConventions(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Errorf("%s: %s", p.Metric, p.Text)
-	}
-}
-
-// deadPort returns a 127.0.0.1 address where nothing listens: a listener opened and closed.
-func deadPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -2,7 +2,6 @@ package proxy_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,34 +10,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/routie/routie/internal/testrig"
 	"github.com/routie/routie/proxy"
 )
 
-// syncBuffer is a log sink that tests read while the proxy writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // front starts the proxy on a real socket with target as the active upstream.
-func front(t *testing.T, upstream string) (*httptest.Server, *syncBuffer) {
+func front(t *testing.T, upstream string) (*httptest.Server, *testrig.LogBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testrig.LogBuffer{}
 	p := proxy.New(slog.New(slog.NewJSONHandler(logs, nil)))
 	target, err := p.NewTarget(upstream)
 	if err != nil {

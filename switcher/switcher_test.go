@@ -13,14 +13,15 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/routie/routie/internal/testrig"
 	"github.com/routie/routie/switcher"
 )
 
 func TestSwitchUnderLoadDropsNothing(t *testing.T) {
-	blue, green := startApp(t, "blue"), startApp(t, "green")
-	st := fastSettings()
+	blue, green := testrig.StartApp(t, "blue"), testrig.StartApp(t, "green")
+	st := testrig.FastSettings()
 	st.Passes = 1
-	r := newRig(t, blue.addr(), st)
+	r := newRig(t, blue.Addr(), st)
 
 	const clients = 32
 	const minSwitches = 20
@@ -44,7 +45,7 @@ func TestSwitchUnderLoadDropsNothing(t *testing.T) {
 					return
 				default:
 				}
-				resp, err := c.Get(r.front.URL + "/")
+				resp, err := c.Get(r.Front.URL + "/")
 				if err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
@@ -64,11 +65,11 @@ func TestSwitchUnderLoadDropsNothing(t *testing.T) {
 	start := time.Now()
 	switches := 0
 	for switches < minSwitches || time.Since(start) < 3*time.Second {
-		target := green.addr()
+		target := green.Addr()
 		if switches%2 == 1 {
-			target = blue.addr()
+			target = blue.Addr()
 		}
-		switchTo(t, r.sw, target)
+		switchTo(t, r.Switcher, target)
 		switches++
 		time.Sleep(50 * time.Millisecond) // let each target serve a while between switches
 	}
@@ -91,8 +92,8 @@ func TestSwitchUnderLoadDropsNothing(t *testing.T) {
 }
 
 func TestInFlightRequestFinishesOnOldTargetAcrossSwitch(t *testing.T) {
-	blue, green := startApp(t, "blue"), startApp(t, "green")
-	r := newRig(t, blue.addr(), fastSettings())
+	blue, green := testrig.StartApp(t, "blue"), testrig.StartApp(t, "green")
+	r := newRig(t, blue.Addr(), testrig.FastSettings())
 
 	type answer struct {
 		status int
@@ -100,7 +101,7 @@ func TestInFlightRequestFinishesOnOldTargetAcrossSwitch(t *testing.T) {
 	}
 	held := make(chan answer, 1)
 	go func() {
-		resp, err := http.Get(r.front.URL + "/hold")
+		resp, err := http.Get(r.Front.URL + "/hold")
 		if err != nil {
 			held <- answer{status: -1, app: err.Error()}
 			return
@@ -108,12 +109,12 @@ func TestInFlightRequestFinishesOnOldTargetAcrossSwitch(t *testing.T) {
 		resp.Body.Close()
 		held <- answer{resp.StatusCode, resp.Header.Get("X-App")}
 	}()
-	<-blue.held // the request is in flight on blue
+	<-blue.Held() // the request is in flight on blue
 
 	swapped := make(chan struct{})
 	result := make(chan switcher.Report, 1)
 	go func() {
-		rep, err := r.sw.Switch(context.Background(), green.addr(), switcher.SwitchOptions{Progress: func(e switcher.Event) {
+		rep, err := r.Switcher.Switch(context.Background(), green.Addr(), switcher.SwitchOptions{Progress: func(e switcher.Event) {
 			if e.Kind == switcher.EventSwap {
 				close(swapped)
 			}
@@ -124,7 +125,7 @@ func TestInFlightRequestFinishesOnOldTargetAcrossSwitch(t *testing.T) {
 		result <- rep
 	}()
 	<-swapped
-	if status, by := get(t, http.DefaultClient, r.front.URL+"/"); status != 200 || by != "green" {
+	if status, by := get(t, http.DefaultClient, r.Front.URL+"/"); status != 200 || by != "green" {
 		t.Fatalf("a request after the swap got %d from %q, want 200 from green", status, by)
 	}
 	select {
@@ -132,25 +133,25 @@ func TestInFlightRequestFinishesOnOldTargetAcrossSwitch(t *testing.T) {
 		t.Fatal("the switch returned while a request was still in flight on the old target")
 	default:
 	}
-	close(blue.release)
+	blue.Release()
 	if a := <-held; a.status != 200 || a.app != "blue" {
 		t.Fatalf("the in-flight request got %d from %q, want 200 from blue", a.status, a.app)
 	}
 	rep := <-result
 	if rep.Drain == nil || rep.Drain.Waited != 1 || rep.Drain.Cancelled != 0 {
-		t.Fatalf("drain report %+v (switch %s -> %s; blue is %s), want it to have waited for 1 request and cancelled none", rep.Drain, rep.From, rep.To, blue.addr())
+		t.Fatalf("drain report %+v (switch %s -> %s; blue is %s), want it to have waited for 1 request and cancelled none", rep.Drain, rep.From, rep.To, blue.Addr())
 	}
 }
 
 func TestDrainTimeoutCancelsLeftoverRequestsWith504(t *testing.T) {
-	blue, green := startApp(t, "blue"), startApp(t, "green")
-	st := fastSettings()
+	blue, green := testrig.StartApp(t, "blue"), testrig.StartApp(t, "green")
+	st := testrig.FastSettings()
 	st.DrainTimeout = 100 * time.Millisecond
-	r := newRig(t, blue.addr(), st)
+	r := newRig(t, blue.Addr(), st)
 
 	status := make(chan int, 1)
 	go func() {
-		resp, err := http.Get(r.front.URL + "/hold")
+		resp, err := http.Get(r.Front.URL + "/hold")
 		if err != nil {
 			status <- -1
 			return
@@ -158,8 +159,8 @@ func TestDrainTimeoutCancelsLeftoverRequestsWith504(t *testing.T) {
 		resp.Body.Close()
 		status <- resp.StatusCode
 	}()
-	<-blue.held
-	rep := switchTo(t, r.sw, green.addr())
+	<-blue.Held()
+	rep := switchTo(t, r.Switcher, green.Addr())
 	if rep.Drain == nil || rep.Drain.Cancelled != 1 {
 		t.Fatalf("drain report %+v, want 1 request cancelled at drain.timeout", rep.Drain)
 	}
@@ -169,12 +170,12 @@ func TestDrainTimeoutCancelsLeftoverRequestsWith504(t *testing.T) {
 }
 
 func TestWebSocketOutlivesSwitchUntilStreamGraceEnds(t *testing.T) {
-	blue, green := startApp(t, "blue"), startApp(t, "green")
-	st := fastSettings()
+	blue, green := testrig.StartApp(t, "blue"), testrig.StartApp(t, "green")
+	st := testrig.FastSettings()
 	st.StreamGrace = 300 * time.Millisecond
-	r := newRig(t, blue.addr(), st)
+	r := newRig(t, blue.Addr(), st)
 	ctx := context.Background()
-	wsURL := "ws" + strings.TrimPrefix(r.front.URL, "http") + "/ws"
+	wsURL := "ws" + strings.TrimPrefix(r.Front.URL, "http") + "/ws"
 
 	old, _, err := websocket.Dial(ctx, wsURL, nil)
 	if err != nil {
@@ -192,7 +193,7 @@ func TestWebSocketOutlivesSwitchUntilStreamGraceEnds(t *testing.T) {
 		t.Fatalf("echo before the switch: %q, %v", got, err)
 	}
 
-	rep := switchTo(t, r.sw, green.addr())
+	rep := switchTo(t, r.Switcher, green.Addr())
 	if rep.Drain == nil || rep.Drain.Streams != 1 {
 		t.Fatalf("drain report %+v, want 1 stream left open", rep.Drain)
 	}
@@ -213,25 +214,25 @@ func TestWebSocketOutlivesSwitchUntilStreamGraceEnds(t *testing.T) {
 	if _, _, err := old.Read(readCtx); err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("the old WebSocket was not closed after drain.streams: %v", err)
 	}
-	waitFor(t, "no connections left to the old target", func() bool {
-		s := r.sw.Status()
+	testrig.WaitFor(t, "no connections left to the old target", func() bool {
+		s := r.Switcher.Status()
 		return s.Standby != nil && s.Standby.Conns == 0 && s.Standby.Streams == 0
 	})
 }
 
 func TestSwitchRefusedWhenTargetIsNotHealthy(t *testing.T) {
-	blue := startApp(t, "blue")
-	failing := startApp(t, "failing")
-	failing.healthy.Store(http.StatusInternalServerError)
+	blue := testrig.StartApp(t, "blue")
+	failing := testrig.StartApp(t, "failing")
+	failing.SetHealth(http.StatusInternalServerError)
 	for _, tc := range []struct {
 		name, target, wantInMessage string
 	}{
-		{"nothing listening", deadPort(t), "connection refused"},
-		{"answers 500", failing.addr(), "HTTP 500"},
+		{"nothing listening", testrig.DeadPort(t), "connection refused"},
+		{"answers 500", failing.Addr(), "HTTP 500"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, blue.addr(), fastSettings())
-			_, err := r.sw.Switch(context.Background(), tc.target, switcher.SwitchOptions{Wait: 200 * time.Millisecond})
+			r := newRig(t, blue.Addr(), testrig.FastSettings())
+			_, err := r.Switcher.Switch(context.Background(), tc.target, switcher.SwitchOptions{Wait: 200 * time.Millisecond})
 			var refused *switcher.RefusedError
 			if !errors.As(err, &refused) {
 				t.Fatalf("switch to %s: got %v, want it refused", tc.target, err)
@@ -241,10 +242,10 @@ func TestSwitchRefusedWhenTargetIsNotHealthy(t *testing.T) {
 					t.Errorf("refusal %q does not mention %q", err, want)
 				}
 			}
-			if got := r.sw.Status().Active.Addr; got != blue.addr() {
-				t.Errorf("active target is %s after a refused switch, want %s", got, blue.addr())
+			if got := r.Switcher.Status().Active.Addr; got != blue.Addr() {
+				t.Errorf("active target is %s after a refused switch, want %s", got, blue.Addr())
 			}
-			if status, by := get(t, http.DefaultClient, r.front.URL+"/"); status != 200 || by != "blue" {
+			if status, by := get(t, http.DefaultClient, r.Front.URL+"/"); status != 200 || by != "blue" {
 				t.Errorf("after a refused switch a request got %d from %q, want 200 from blue", status, by)
 			}
 		})
@@ -252,15 +253,15 @@ func TestSwitchRefusedWhenTargetIsNotHealthy(t *testing.T) {
 }
 
 func TestSecondSwitchWhileGatingIsRefused(t *testing.T) {
-	blue, green := startApp(t, "blue"), startApp(t, "green")
-	green.healthy.Store(http.StatusServiceUnavailable) // keeps the first switch gating
-	r := newRig(t, blue.addr(), fastSettings())
+	blue, green := testrig.StartApp(t, "blue"), testrig.StartApp(t, "green")
+	green.SetHealth(http.StatusServiceUnavailable) // keeps the first switch gating
+	r := newRig(t, blue.Addr(), testrig.FastSettings())
 
 	probed := make(chan struct{}, 1)
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		_, err := r.sw.Switch(ctx, green.addr(), switcher.SwitchOptions{Progress: func(switcher.Event) {
+		_, err := r.Switcher.Switch(ctx, green.Addr(), switcher.SwitchOptions{Progress: func(switcher.Event) {
 			select {
 			case probed <- struct{}{}:
 			default:
@@ -269,91 +270,91 @@ func TestSecondSwitchWhileGatingIsRefused(t *testing.T) {
 		done <- err
 	}()
 	<-probed
-	_, err := r.sw.Switch(context.Background(), green.addr(), switcher.SwitchOptions{})
+	_, err := r.Switcher.Switch(context.Background(), green.Addr(), switcher.SwitchOptions{})
 	var busy *switcher.InProgressError
-	if !errors.As(err, &busy) || !strings.Contains(err.Error(), "switch to "+green.addr()+" in progress") {
-		t.Fatalf("second switch: got %v, want 'switch to %s in progress'", err, green.addr())
+	if !errors.As(err, &busy) || !strings.Contains(err.Error(), "switch to "+green.Addr()+" in progress") {
+		t.Fatalf("second switch: got %v, want 'switch to %s in progress'", err, green.Addr())
 	}
-	if _, err := r.sw.Rollback(context.Background(), switcher.SwitchOptions{}); !errors.As(err, &busy) {
+	if _, err := r.Switcher.Rollback(context.Background(), switcher.SwitchOptions{}); !errors.As(err, &busy) {
 		t.Fatalf("rollback while gating: got %v, want in progress", err)
 	}
 	cancel()
 	if err := <-done; err == nil || !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled switch returned %v", err)
 	}
-	if _, err := r.sw.Switch(context.Background(), blue.addr(), switcher.SwitchOptions{}); err != nil {
+	if _, err := r.Switcher.Switch(context.Background(), blue.Addr(), switcher.SwitchOptions{}); err != nil {
 		t.Fatalf("a switch after the cancelled one: %v", err)
 	}
 }
 
 func TestSwitchToActiveTargetIsNoOp(t *testing.T) {
-	blue := startApp(t, "blue")
-	r := newRig(t, blue.addr(), fastSettings())
-	rep := switchTo(t, r.sw, blue.addr())
+	blue := testrig.StartApp(t, "blue")
+	r := newRig(t, blue.Addr(), testrig.FastSettings())
+	rep := switchTo(t, r.Switcher, blue.Addr())
 	if !rep.NoOp {
 		t.Fatalf("report %+v, want a no-op", rep)
 	}
 }
 
 func TestRollbackReturnsTrafficToStandby(t *testing.T) {
-	blue, green := startApp(t, "blue"), startApp(t, "green")
-	r := newRig(t, blue.addr(), fastSettings())
-	if _, err := r.sw.Rollback(context.Background(), switcher.SwitchOptions{}); !errors.Is(err, switcher.ErrNoStandby) {
+	blue, green := testrig.StartApp(t, "blue"), testrig.StartApp(t, "green")
+	r := newRig(t, blue.Addr(), testrig.FastSettings())
+	if _, err := r.Switcher.Rollback(context.Background(), switcher.SwitchOptions{}); !errors.Is(err, switcher.ErrNoStandby) {
 		t.Fatalf("rollback with no standby: got %v", err)
 	}
-	switchTo(t, r.sw, green.addr())
-	rep, err := r.sw.Rollback(context.Background(), switcher.SwitchOptions{})
+	switchTo(t, r.Switcher, green.Addr())
+	rep, err := r.Switcher.Rollback(context.Background(), switcher.SwitchOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.To != blue.addr() {
-		t.Fatalf("rolled back to %s, want %s", rep.To, blue.addr())
+	if rep.To != blue.Addr() {
+		t.Fatalf("rolled back to %s, want %s", rep.To, blue.Addr())
 	}
-	if _, by := get(t, http.DefaultClient, r.front.URL+"/"); by != "blue" {
+	if _, by := get(t, http.DefaultClient, r.Front.URL+"/"); by != "blue" {
 		t.Fatalf("after rollback traffic goes to %q, want blue", by)
 	}
-	if s := r.sw.Status(); s.Standby == nil || s.Standby.Addr != green.addr() {
+	if s := r.Switcher.Status(); s.Standby == nil || s.Standby.Addr != green.Addr() {
 		t.Fatalf("standby after rollback: %+v, want green", s.Standby)
 	}
 }
 
 func TestRollbackToDeadStandbyIsRefusedUnlessForced(t *testing.T) {
-	blue, green := startApp(t, "blue"), startApp(t, "green")
-	r := newRig(t, blue.addr(), fastSettings())
-	switchTo(t, r.sw, green.addr())
-	blue.srv.Close()
-	_, err := r.sw.Rollback(context.Background(), switcher.SwitchOptions{})
+	blue, green := testrig.StartApp(t, "blue"), testrig.StartApp(t, "green")
+	r := newRig(t, blue.Addr(), testrig.FastSettings())
+	switchTo(t, r.Switcher, green.Addr())
+	blue.Close()
+	_, err := r.Switcher.Rollback(context.Background(), switcher.SwitchOptions{})
 	var refused *switcher.RefusedError
 	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("rollback to a dead standby: got %v, want refused with a hint about --force", err)
 	}
-	if _, err := r.sw.Rollback(context.Background(), switcher.SwitchOptions{Force: true}); err != nil {
+	if _, err := r.Switcher.Rollback(context.Background(), switcher.SwitchOptions{Force: true}); err != nil {
 		t.Fatalf("forced rollback: %v", err)
 	}
-	if got := r.sw.Status().Active.Addr; got != blue.addr() {
+	if got := r.Switcher.Status().Active.Addr; got != blue.Addr() {
 		t.Fatalf("active after forced rollback: %s", got)
 	}
 }
 
 func TestRestartKeepsActiveTarget(t *testing.T) {
-	blue, green := startApp(t, "blue"), startApp(t, "green")
+	blue, green := testrig.StartApp(t, "blue"), testrig.StartApp(t, "green")
 	store := switcher.NewStore(t.TempDir())
-	first := newRigWithStore(t, blue.addr(), fastSettings(), store)
-	switchTo(t, first.sw, green.addr())
-	first.sw.Close()
+	first := newRigWithStore(t, blue.Addr(), testrig.FastSettings(), store)
+	switchTo(t, first.Switcher, green.Addr())
+	first.Switcher.Close()
 
-	second := newRigWithStore(t, blue.addr(), fastSettings(), store)
-	s := second.sw.Status()
-	if s.Active.Addr != green.addr() || s.Standby == nil || s.Standby.Addr != blue.addr() {
+	second := newRigWithStore(t, blue.Addr(), testrig.FastSettings(), store)
+	s := second.Switcher.Status()
+	if s.Active.Addr != green.Addr() || s.Standby == nil || s.Standby.Addr != blue.Addr() {
 		t.Fatalf("after restart active=%s standby=%v, want active green, standby blue", s.Active.Addr, s.Standby)
 	}
-	if _, by := get(t, http.DefaultClient, second.front.URL+"/"); by != "green" {
+	if _, by := get(t, http.DefaultClient, second.Front.URL+"/"); by != "green" {
 		t.Fatalf("after restart traffic goes to %q, want green", by)
 	}
 }
 
 func TestCorruptStateFileIsReportedAndInitialServes(t *testing.T) {
-	blue := startApp(t, "blue")
+	blue := testrig.StartApp(t, "blue")
 	store := switcher.NewStore(t.TempDir())
 	if err := os.WriteFile(store.Path(), []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)
@@ -361,8 +362,8 @@ func TestCorruptStateFileIsReportedAndInitialServes(t *testing.T) {
 	if _, err := store.Load(); err == nil || !strings.Contains(err.Error(), store.Path()) {
 		t.Fatalf("loading a corrupt state file: %v, want an error naming %s", err, store.Path())
 	}
-	r := newRigWithStore(t, blue.addr(), fastSettings(), store)
-	if _, by := get(t, http.DefaultClient, r.front.URL+"/"); by != "blue" {
+	r := newRigWithStore(t, blue.Addr(), testrig.FastSettings(), store)
+	if _, by := get(t, http.DefaultClient, r.Front.URL+"/"); by != "blue" {
 		t.Fatalf("with a corrupt state file traffic goes to %q, want the initial target", by)
 	}
 }

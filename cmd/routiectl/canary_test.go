@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/routie/routie/internal/testrig"
 )
 
 // match fails the test unless the run exited 0 with nothing on stderr and stdout matching
@@ -17,22 +19,22 @@ func match(t *testing.T, what string, got result, pattern string) {
 }
 
 func TestCanaryWeightPromoteAndAbortPrintEachStep(t *testing.T) {
-	blue, green := startApp(t), startApp(t)
+	blue, green := testrig.StartApp(t, ""), testrig.StartApp(t, "")
 	r := newRig(t, blue)
-	b, g := lit(blue.addr()), lit(green.addr())
+	b, g := lit(blue.Addr()), lit(green.Addr())
 	probe := func(n, of int, addr string) string {
 		return `probe ` + string(rune('0'+n)) + `/` + string(rune('0'+of)) + ` ` + lit(addr) + ` passed: HTTP 200 in \S+\n`
 	}
 
-	match(t, "canary", runCLI(t, r.socket, "canary", green.port(), "--weight", "5"),
-		probe(1, 2, green.addr())+probe(2, 2, green.addr())+
+	match(t, "canary", runCLI(t, r.Socket, "canary", green.Port(), "--weight", "5"),
+		probe(1, 2, green.Addr())+probe(2, 2, green.Addr())+
 			`canary `+g+` takes 5% of the clients; `+b+` keeps the rest\n`)
-	match(t, "canary --weight", runCLI(t, r.socket, "canary", "--weight", "25%"),
+	match(t, "canary --weight", runCLI(t, r.Socket, "canary", "--weight", "25%"),
 		`canary `+g+` now takes 25% of the clients; `+b+` keeps the rest\n`)
-	match(t, "canary --weight again", runCLI(t, r.socket, "canary", "--weight", "25"),
+	match(t, "canary --weight again", runCLI(t, r.Socket, "canary", "--weight", "25"),
 		`canary `+g+` takes 25% of the clients already; nothing to do\n`)
 	r.get(t, "/")
-	st := runCLI(t, r.socket, "status")
+	st := runCLI(t, r.Socket, "status")
 	// The rig runs no health monitor: the active target was never probed.
 	match(t, "status", st, `active    `+b+`  unknown  since [^\n]+\n`+
 		`          \d+ in flight, \d+ streams, \d+ connections, \d+ served\n`+
@@ -42,27 +44,27 @@ func TestCanaryWeightPromoteAndAbortPrintEachStep(t *testing.T) {
 		`standby   none: nothing to roll back to yet\n`+
 		`routied   dev\n`)
 
-	match(t, "promote", runCLI(t, r.socket, "promote"),
-		probe(1, 1, green.addr())+
+	match(t, "promote", runCLI(t, r.Socket, "promote"),
+		probe(1, 1, green.Addr())+
 			`promoted `+b+` → `+g+`\n`+
 			`drained `+b+`: waited for 0 in-flight requests \(\d+\.\d\ds\), 0 cancelled\n`)
-	if s := r.sw.Status(); s.Active.Addr != green.addr() || s.Canary != nil {
+	if s := r.Switcher.Status(); s.Active.Addr != green.Addr() || s.Canary != nil {
 		t.Fatalf("after promote: active %s, canary %+v", s.Active.Addr, s.Canary)
 	}
 
-	match(t, "canary of the old version, forced", runCLI(t, r.socket, "canary", blue.port(), "--weight", "10", "--force"),
+	match(t, "canary of the old version, forced", runCLI(t, r.Socket, "canary", blue.Port(), "--weight", "10", "--force"),
 		`canary `+b+` takes 10% of the clients; `+g+` keeps the rest \(forced: health gate skipped\)\n`)
-	match(t, "abort", runCLI(t, r.socket, "abort"),
+	match(t, "abort", runCLI(t, r.Socket, "abort"),
 		`aborted canary `+b+`: every request goes to `+g+`\n`+
 			`drained `+b+`: waited for 0 in-flight requests \(\d+\.\d\ds\), 0 cancelled\n`)
-	if s := r.sw.Status(); s.Active.Addr != green.addr() || s.Canary != nil {
+	if s := r.Switcher.Status(); s.Active.Addr != green.Addr() || s.Canary != nil {
 		t.Fatalf("after abort: active %s, canary %+v", s.Active.Addr, s.Canary)
 	}
 }
 
 func TestCanaryRefusalsExitOneWithTheWayOut(t *testing.T) {
-	blue, green, gray := startApp(t), startApp(t), startApp(t)
-	gray.health.Store(http.StatusServiceUnavailable)
+	blue, green, gray := testrig.StartApp(t, ""), testrig.StartApp(t, ""), testrig.StartApp(t, "")
+	gray.SetHealth(http.StatusServiceUnavailable)
 	r := newRig(t, blue)
 	noCanary := "Error: no canary is running; start one with routiectl canary TARGET --weight 5\nTry: routiectl canary TARGET --weight 5 starts one\n"
 	for _, tc := range []struct {
@@ -73,34 +75,34 @@ func TestCanaryRefusalsExitOneWithTheWayOut(t *testing.T) {
 		{"promote without a canary", []string{"promote"}, noCanary},
 		{"abort without a canary", []string{"abort"}, noCanary},
 		{"weight without a canary", []string{"canary", "--weight", "20"}, noCanary},
-		{"canary of the active target", []string{"canary", blue.port(), "--weight", "5"},
-			"Error: " + blue.addr() + " is the active target already; a canary runs the new version on another port, such as the standby's\nTry: routiectl status\n"},
-		{"canary of an unhealthy target", []string{"canary", gray.port(), "--weight", "5", "--wait", "100ms"},
-			"Error: canary of " + gray.addr() + " refused: not healthy after 100ms (0 of 2 passes); last probe failed: HTTP 503 from GET http://" + gray.addr() + "/actuator/health\n" +
-				"Try: routiectl health " + gray.port() + " to probe it again; routiectl canary " + gray.port() + " --weight 5 --wait 5m to give it longer\n"},
+		{"canary of the active target", []string{"canary", blue.Port(), "--weight", "5"},
+			"Error: " + blue.Addr() + " is the active target already; a canary runs the new version on another port, such as the standby's\nTry: routiectl status\n"},
+		{"canary of an unhealthy target", []string{"canary", gray.Port(), "--weight", "5", "--wait", "100ms"},
+			"Error: canary of " + gray.Addr() + " refused: not healthy after 100ms (0 of 2 passes); last probe failed: HTTP 503 from GET http://" + gray.Addr() + "/actuator/health\n" +
+				"Try: routiectl health " + gray.Port() + " to probe it again; routiectl canary " + gray.Port() + " --weight 5 --wait 5m to give it longer\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := runCLI(t, r.socket, tc.args...)
+			got := runCLI(t, r.Socket, tc.args...)
 			if got.code != 1 || got.stderr != tc.stderr {
 				t.Errorf("exit %d\nstderr:\n%s\nwant exit 1 and stderr:\n%s", got.code, got.stderr, tc.stderr)
 			}
 		})
 	}
 
-	match(t, "canary", runCLI(t, r.socket, "canary", green.port(), "--weight", "5"), `(?s).*`)
-	running := "Error: %s refused: a canary of " + green.addr() + " takes 5% of the clients; end it first with routiectl promote (keep it) or routiectl abort (drop it)\n"
+	match(t, "canary", runCLI(t, r.Socket, "canary", green.Port(), "--weight", "5"), `(?s).*`)
+	running := "Error: %s refused: a canary of " + green.Addr() + " takes 5% of the clients; end it first with routiectl promote (keep it) or routiectl abort (drop it)\n"
 	for _, tc := range []struct {
 		name   string
 		args   []string
 		stderr string
 	}{
-		{"switch", []string{"switch", gray.port()}, strings.Replace(running, "%s", "switch", 1) + "Try: routiectl promote, or routiectl abort\n"},
+		{"switch", []string{"switch", gray.Port()}, strings.Replace(running, "%s", "switch", 1) + "Try: routiectl promote, or routiectl abort\n"},
 		{"rollback", []string{"rollback"}, strings.Replace(running, "%s", "rollback", 1) + "Try: routiectl abort drops the canary; a rollback is not needed while it runs\n"},
-		{"second canary", []string{"canary", gray.port(), "--weight", "5"},
+		{"second canary", []string{"canary", gray.Port(), "--weight", "5"},
 			strings.Replace(running, "%s", "canary", 1) + "Try: routiectl status; routiectl canary --weight N changes the running canary's share\n"},
 	} {
 		t.Run(tc.name+" while a canary runs", func(t *testing.T) {
-			got := runCLI(t, r.socket, tc.args...)
+			got := runCLI(t, r.Socket, tc.args...)
 			if got.code != 1 || got.stderr != tc.stderr {
 				t.Errorf("exit %d\nstderr:\n%s\nwant exit 1 and stderr:\n%s", got.code, got.stderr, tc.stderr)
 			}
@@ -139,7 +141,7 @@ func TestCanaryUsageErrorsExitTwo(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got := runCLI(t, socketPath(t), tc.args...)
+			got := runCLI(t, testrig.SocketPath(t), tc.args...)
 			if got.code != 2 || got.stderr != tc.stderr || got.stdout != "" {
 				t.Errorf("routiectl %q: exit %d\nstderr:\n%s\nwant exit 2 and stderr:\n%s", tc.args, got.code, got.stderr, tc.stderr)
 			}
@@ -158,7 +160,7 @@ func TestCanaryHelpTeachesWithAnExample(t *testing.T) {
 		{[]string{"abort", "-h"}, []string{"drain.streams", "routiectl abort && systemctl stop app@8081"}},
 		{[]string{"deploy", "-h"}, []string{"--canary 5,25,50", "--step DURATION", "routiectl deploy --canary 5,25,50 --step 2m"}},
 	} {
-		got := runCLI(t, socketPath(t), tc.args...)
+		got := runCLI(t, testrig.SocketPath(t), tc.args...)
 		if got.code != 0 || got.stderr != "" {
 			t.Errorf("routiectl %q: exit %d, stderr %q", tc.args, got.code, got.stderr)
 		}

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/routie/routie/internal/testrig"
 )
 
 // routiectl is the binary under test, built once by TestMain with a known version.
@@ -70,19 +72,6 @@ func runCLI(t *testing.T, socket string, args ...string) result {
 	return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
 }
 
-// socketPath returns a path in a fresh short directory (a unix socket path is limited to
-// 108 bytes, which t.TempDir's names can exceed). Nothing listens there until a test starts
-// a daemon.
-func socketPath(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "rt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return filepath.Join(dir, "control.sock")
-}
-
 func TestUsageErrorsExitTwoWithErrorAndTry(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -116,7 +105,7 @@ func TestUsageErrorsExitTwoWithErrorAndTry(t *testing.T) {
 		{"empty socket", []string{"status", "--socket", ""},
 			"Error: --socket is empty\nTry: routiectl --socket /run/routie/control.sock status\n"},
 	}
-	missing := socketPath(t)
+	missing := testrig.SocketPath(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -130,7 +119,7 @@ func TestUsageErrorsExitTwoWithErrorAndTry(t *testing.T) {
 }
 
 func TestUnreachableDaemonExitsOneNamingTheSocket(t *testing.T) {
-	missing := socketPath(t)
+	missing := testrig.SocketPath(t)
 	want := "Error: cannot reach routied at " + missing + ": no such file (is routied running? systemctl status routied; or pass --socket / set ROUTIE_SOCKET)\n"
 	for _, args := range [][]string{
 		{"switch", "8081"},
@@ -150,7 +139,7 @@ func TestUnreachableDaemonExitsOneNamingTheSocket(t *testing.T) {
 }
 
 func TestSocketComesFromTheFlagElseROUTIE_SOCKET(t *testing.T) {
-	fromEnv, fromFlag := socketPath(t), socketPath(t)
+	fromEnv, fromFlag := testrig.SocketPath(t), testrig.SocketPath(t)
 	cases := []struct {
 		name string
 		args []string
@@ -199,7 +188,7 @@ func TestHelpTeachesWithAnExample(t *testing.T) {
 		{[]string{"health", "-h"}, []string{"Example", "until routiectl health 8081; do sleep 1; done"}},
 		{[]string{"version", "-h"}, []string{"Example", "routiectl version"}},
 	}
-	missing := socketPath(t)
+	missing := testrig.SocketPath(t)
 	for _, tc := range cases {
 		got := runCLI(t, missing, tc.args...)
 		if got.code != 0 || got.stderr != "" {
@@ -214,7 +203,7 @@ func TestHelpTeachesWithAnExample(t *testing.T) {
 }
 
 func TestVersionWithoutDaemonPrintsRoutiectlsAndExitsOne(t *testing.T) {
-	missing := socketPath(t)
+	missing := testrig.SocketPath(t)
 	got := runCLI(t, missing, "version")
 	if want := "routiectl " + testVersion + " (" + runtime.Version() + ")\n"; got.stdout != want {
 		t.Errorf("stdout %q, want %q", got.stdout, want)
@@ -225,8 +214,8 @@ func TestVersionWithoutDaemonPrintsRoutiectlsAndExitsOne(t *testing.T) {
 }
 
 func TestVersionPrintsBothVersions(t *testing.T) {
-	r := newRig(t, startApp(t))
-	got := runCLI(t, r.socket, "version")
+	r := newRig(t, testrig.StartApp(t, ""))
+	got := runCLI(t, r.Socket, "version")
 	// The daemon here is this test binary, built without -X: its version is "dev".
 	want := fmt.Sprintf("routiectl %s (%s)\nroutied   dev (%s)\n", testVersion, runtime.Version(), runtime.Version())
 	if got.code != 0 || got.stdout != want {
