@@ -244,3 +244,24 @@ func TestRestartDuringTheMonitorWindowKeepsTheNewTargetAndRecordsTheDeployInterr
 		t.Fatalf("history does not say the deploy was interrupted during its monitor window:\n%s", out)
 	}
 }
+
+func TestDeployFinishesAfterTheCLIIsKilled(t *testing.T) {
+	r := startDeployRig(t, "", "")
+	cli := osexec.Command(filepath.Join(bin, "routiectl"), "--socket", r.socket, "deploy")
+	if err := cli.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the deploy to switch", func() bool {
+		s := r.status(t)
+		return s.Deploy != nil && (s.Deploy.Phase == "monitor" || s.Deploy.Phase == "stop")
+	})
+	cli.Process.Kill() // the SSH session drops
+	cli.Wait()
+	eventually(t, "the deploy to finish without its CLI", func() bool {
+		_, out, _ := r.ctl(t, "history")
+		return strings.Contains(out, "succeeded")
+	})
+	if app := r.activeApp(t); app != "green" {
+		t.Fatalf("after the deploy traffic goes to %q, want green", app)
+	}
+}
