@@ -47,18 +47,9 @@ func (s *Switcher) Canary(ctx context.Context, target string, weight int, opts S
 	s.gating, s.gatingWhat = addr, opCanary
 	s.mu.Unlock()
 
-	var gated *health.Result
-	if !opts.Force {
-		wait := st.Wait
-		if opts.Wait > 0 {
-			wait = opts.Wait
-		}
-		last, err := s.gate(ctx, opCanary, addr, st, wait, opts.Progress)
-		if err != nil {
-			s.endGate()
-			return Report{}, err
-		}
-		gated = &last
+	gated, err := s.gateUnlessForced(ctx, opCanary, addr, st, opts)
+	if err != nil {
+		return Report{}, err
 	}
 
 	s.mu.Lock()

@@ -146,19 +146,30 @@ func (s *Switcher) Switch(ctx context.Context, target string, opts SwitchOptions
 	s.gating, s.gatingWhat = addr, opSwitch
 	s.mu.Unlock()
 
-	if !opts.Force {
-		wait := st.Wait
-		if opts.Wait > 0 {
-			wait = opts.Wait
-		}
-		last, err := s.gate(ctx, opSwitch, addr, st, wait, opts.Progress)
-		if err != nil {
-			s.endGate()
-			return Report{}, err
-		}
-		return s.swap(ctx, addr, st, opts, &last)
+	gated, err := s.gateUnlessForced(ctx, opSwitch, addr, st, opts)
+	if err != nil {
+		return Report{}, err
 	}
-	return s.swap(ctx, addr, st, opts, nil)
+	return s.swap(ctx, addr, st, opts, gated)
+}
+
+// gateUnlessForced runs the health gate for op on addr (opts.Wait or health.wait) and returns
+// its last, passing, probe; nil with opts.Force. On a refusal it releases the gate. Call it
+// holding the gate.
+func (s *Switcher) gateUnlessForced(ctx context.Context, op, addr string, st Settings, opts SwitchOptions) (*health.Result, error) {
+	if opts.Force {
+		return nil, nil
+	}
+	wait := st.Wait
+	if opts.Wait > 0 {
+		wait = opts.Wait
+	}
+	last, err := s.gate(ctx, op, addr, st, wait, opts.Progress)
+	if err != nil {
+		s.endGate()
+		return nil, err
+	}
+	return &last, nil
 }
 
 // Rollback makes the standby active again. Unlike a switch it does not wait for several
