@@ -43,11 +43,9 @@ readonly threads=2 connections=64 warmup=2
 # Targets from the issue: routied/nginx throughput, and routied's memory in MiB.
 readonly target_ratio=0.6 target_idle_mib=12 target_peak_mib=25
 
-say() { printf '==> %s\n' "$*"; }
-die() {
-	printf 'bench: %s\n' "$*" >&2
-	exit 1
-}
+readonly script=bench
+# shellcheck source=demo/procs.sh
+source demo/procs.sh
 
 for v in seconds rounds switches base; do
 	[[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "BENCH_${v^^}=${!v}: want a positive whole number"
@@ -70,10 +68,6 @@ readonly blue_port=$((base + 1)) green_port=$((base + 2))
 readonly routied_http=$((base + 3)) routied_https=$((base + 4))
 readonly nginx_http=$((base + 5)) nginx_https=$((base + 6))
 
-# listening PORT: whether something accepts connections on 127.0.0.1:PORT.
-listening() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 busy=()
 for port in "$blue_port" "$green_port" "$routied_http" "$routied_https" "$nginx_http" "$nginx_https"; do
 	if listening "$port"; then busy+=("$port"); fi
@@ -81,40 +75,12 @@ done
 ((${#busy[@]} == 0)) || die "ports ${busy[*]} are busy; free them (ss -ltnp shows who holds them) or set BENCH_PORT_BASE"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/routie-bench.XXXXXX")
-readonly tmp
+readonly tmp logdir=$tmp
 keep=${BENCH_KEEP:-0}
 
-# Processes this script started, and their names for messages. Only these are stopped.
-pids=()
-names=()
-
-# start NAME COMMAND...: runs COMMAND in the background, logging to $tmp/NAME.log.
-start() {
-	local name=$1
-	shift
-	"$@" >"$tmp/$name.log" 2>&1 &
-	pids+=("$!")
-	names+=("$name")
-}
-
-# stop PID: SIGTERM, up to 10s to exit, then SIGKILL.
-stop() {
-	local pid=$1 deadline=$((SECONDS + 10))
-	kill -TERM "$pid" 2>/dev/null || return 0
-	while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-
-nginx_workers=()
 cleanup() {
 	local status=$? i
-	# Newest first: the proxies stop before the apps behind them.
-	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-		if [[ -n ${pids[i]} ]]; then stop "${pids[i]}"; fi
-	done
+	stop_all >/dev/null
 	# nginx's master stops its workers; a worker left behind (master killed) is stopped too.
 	for i in "${nginx_workers[@]}"; do
 		kill -KILL "$i" 2>/dev/null || true
@@ -129,24 +95,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# wait_for WHAT PID LOG SECONDS COMMAND...: runs COMMAND until it succeeds; fails if the
-# process PID exits first or SECONDS pass.
-wait_for() {
-	local what=$1 pid=$2 log=$3 deadline=$((SECONDS + $4))
-	shift 4
-	until "$@" >/dev/null 2>&1; do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 20 "$log" >&2 || true
-			die "$what exited while starting; the end of $log is above"
-		fi
-		if ((SECONDS >= deadline)); then
-			tail -n 20 "$log" >&2 || true
-			die "$what did not answer within $4s; the end of $log is above"
-		fi
-		sleep 0.2
-	done
-}
 
 # answers URL [N]: whether N (default 1) GETs of URL are all answered 2xx, on one connection.
 answers() {

@@ -25,77 +25,21 @@ readonly config=conf/dev.toml
 readonly socket=var/control.sock
 readonly url=https://localhost:8443/
 readonly logs=var/demo
-
-say() { printf '==> %s\n' "$*"; }
-die() {
-	printf 'demo: %s\n' "$*" >&2
-	exit 1
-}
-
-# Processes this script started, and their names for messages. Only these are stopped.
-pids=()
-names=()
-
-# start NAME COMMAND...: runs COMMAND in the background, logging to var/demo/NAME.log.
-start() {
-	local name=$1
-	shift
-	"$@" >"$logs/$name.log" 2>&1 &
-	pids+=("$!")
-	names+=("$name")
-}
-
-# stop PID: SIGTERM, up to 10s to exit gracefully, then SIGKILL.
-stop() {
-	local pid=$1 deadline=$((SECONDS + 10))
-	kill -TERM "$pid" 2>/dev/null || return 0
-	while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
+readonly script=demo logdir=var/demo
+# shellcheck source=demo/procs.sh
+source demo/procs.sh
 
 cleanup() {
-	local status=$? i stopped=()
-	# Newest first: routied stops before the apps behind it.
-	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-		if [[ -n ${pids[i]} ]]; then
-			stop "${pids[i]}"
-			stopped+=("${names[i]}")
-		fi
-	done
-	if ((${#stopped[@]} > 0)); then
-		say "stopped ${stopped[*]}; logs are in $logs/"
+	local status=$? stopped
+	stopped=$(stop_all)
+	if [[ -n $stopped ]]; then
+		say "stopped $stopped; logs are in $logs/"
 	fi
 	exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# listening PORT: whether something accepts connections on 127.0.0.1:PORT.
-listening() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# wait_for WHAT PID LOG SECONDS COMMAND...: runs COMMAND until it succeeds; fails if the
-# process PID exits first or SECONDS pass.
-wait_for() {
-	local what=$1 pid=$2 log=$3 deadline=$((SECONDS + $4))
-	shift 4
-	until "$@" >/dev/null 2>&1; do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 20 "$log" >&2 || true
-			die "$what exited while starting; the end of $log is above"
-		fi
-		if ((SECONDS >= deadline)); then
-			tail -n 20 "$log" >&2 || true
-			die "$what did not answer within $4s; the end of $log is above"
-		fi
-		sleep 0.2
-	done
-}
 
 # answers URL: whether one GET of URL is answered 2xx.
 answers() {
