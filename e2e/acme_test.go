@@ -71,38 +71,7 @@ func newDaemonPorts(t *testing.T) *daemon {
 // certmagic's steps (challenges answered) are in the log.
 func writeTLSConfig(t *testing.T, d *daemon, initial int, tlsTable string) {
 	t.Helper()
-	cfg := fmt.Sprintf(`[listen]
-http = "127.0.0.1:%d"
-https = "127.0.0.1:%d"
-
-[tls]
-%s
-
-[upstream]
-initial = %d
-
-[health]
-interval = "50ms"
-passes = 2
-wait = "5s"
-
-[drain]
-timeout = "10s"
-streams = "1s"
-
-[control]
-socket = %q
-
-[state]
-dir = %q
-
-[log]
-format = "json"
-level = "debug"
-`, d.httpPort, d.httpsPort, tlsTable, initial, d.socket, filepath.Join(d.dir, "state"))
-	if err := os.WriteFile(d.config, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testConfig{HTTPPort: d.httpPort, HTTPSPort: d.httpsPort, Initial: initial, TLS: tlsTable, LogLevel: "debug"}.write(t, d.dir)
 }
 
 // pebbleFor starts a Pebble that validates challenges on d's listeners.

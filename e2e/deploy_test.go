@@ -36,9 +36,11 @@ func startDeployRig(t *testing.T, greenFlags, deployExtra string, blueFlags ...s
 	startCmd := fmt.Sprintf(`%s -listen 127.0.0.1:{port} -name green %s > %s/app-{port}.log 2>&1 & echo $! > %s/app-{port}.pid`, app, greenFlags, r.apps, r.apps)
 	stopCmd := fmt.Sprintf(`kill $(cat %s/app-{port}.pid)`, r.apps)
 	d := &daemon{dir: shortDir(t), httpPort: freePort(t), httpsPort: freePort(t)}
-	d.config = writeConfigWith(t, d.dir, d.httpPort, d.httpsPort, r.blue,
-		fmt.Sprintf("ports = [%d, %d]", r.blue, r.green),
-		fmt.Sprintf("\n[deploy]\nstart = %q\nstop = %q\nstart_timeout = \"10s\"\nmonitor = \"3s\"\nsustain = \"500ms\"\nmin_requests = 20\n%s", startCmd, stopCmd, deployExtra))
+	d.config = testConfig{
+		HTTPPort: d.httpPort, HTTPSPort: d.httpsPort, Initial: r.blue,
+		Upstream: fmt.Sprintf("ports = [%d, %d]", r.blue, r.green),
+		Extra:    fmt.Sprintf("\n[deploy]\nstart = %q\nstop = %q\nstart_timeout = \"10s\"\nmonitor = \"3s\"\nsustain = \"500ms\"\nmin_requests = 20\n%s", startCmd, stopCmd, deployExtra),
+	}.write(t, d.dir)
 	d.socket = filepath.Join(d.dir, "c.sock")
 	d.restart(t)
 	r.daemon = d

@@ -192,22 +192,35 @@ type daemon struct {
 	httpsPort int
 }
 
-// writeConfig writes a routied config for the test into dir. extra is appended as is.
-func writeConfig(t *testing.T, dir string, httpPort, httpsPort, initial int, extra string) string {
-	t.Helper()
-	return writeConfigWith(t, dir, httpPort, httpsPort, initial, "", extra)
+// testConfig is a routied config for a test: fast health checks and drains, JSON logs,
+// no metrics listener (tests run many routieds at once), everything under one directory.
+type testConfig struct {
+	HTTPPort, HTTPSPort, Initial int
+	// TLS is the body of [tls]; "" is self-signed for localhost and 127.0.0.1.
+	TLS string
+	// Upstream is more lines for [upstream], such as ports.
+	Upstream string
+	// LogLevel is log.level; "" is the default, info.
+	LogLevel string
+	// Extra is appended to the file: whole tables such as [deploy].
+	Extra string
 }
 
-// writeConfigWith is writeConfig with lines for the [upstream] table too.
-func writeConfigWith(t *testing.T, dir string, httpPort, httpsPort, initial int, upstream, extra string) string {
+// write writes c as dir/routie.toml and returns its path.
+func (c testConfig) write(t *testing.T, dir string) string {
 	t.Helper()
+	if c.TLS == "" {
+		c.TLS = "mode = \"self-signed\"\ndomains = [\"localhost\", \"127.0.0.1\"]"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
 	cfg := fmt.Sprintf(`[listen]
 http = "127.0.0.1:%d"
 https = "127.0.0.1:%d"
 
 [tls]
-mode = "self-signed"
-domains = ["localhost", "127.0.0.1"]
+%s
 
 [upstream]
 initial = %d
@@ -230,15 +243,22 @@ dir = %q
 
 [log]
 format = "json"
+level = %q
 
 [metrics]
 listen = ""
-%s`, httpPort, httpsPort, initial, upstream, filepath.Join(dir, "c.sock"), filepath.Join(dir, "state"), extra)
+%s`, c.HTTPPort, c.HTTPSPort, c.TLS, c.Initial, c.Upstream, filepath.Join(dir, "c.sock"), filepath.Join(dir, "state"), c.LogLevel, c.Extra)
 	path := filepath.Join(dir, "routie.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// writeConfig writes a routied config for the test into dir. extra is appended as is.
+func writeConfig(t *testing.T, dir string, httpPort, httpsPort, initial int, extra string) string {
+	t.Helper()
+	return testConfig{HTTPPort: httpPort, HTTPSPort: httpsPort, Initial: initial, Extra: extra}.write(t, dir)
 }
 
 // startDaemon starts routied in front of initial and waits until it is ready.
