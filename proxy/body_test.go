@@ -79,20 +79,11 @@ func (u *bodyUpstream) settled(t *testing.T) (complete, aborted []int) {
 // limitedFront starts a proxy with limits.max_body = maxBody in front of upstream.
 func limitedFront(t *testing.T, upstream string, maxBody int64) (*httptest.Server, *proxy.Target) {
 	t.Helper()
-	p := proxy.New(slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})))
-	p.SetAccessLog(false)
-	p.SetMaxBody(maxBody)
-	target, err := p.NewTarget(upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.SetActive(target)
-	srv := httptest.NewServer(p)
-	t.Cleanup(func() {
-		srv.Close()
-		target.Close()
+	h := slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})
+	return newFront(t, upstream, h, func(p *proxy.Proxy) {
+		p.SetAccessLog(false)
+		p.SetMaxBody(maxBody)
 	})
-	return srv, target
 }
 
 // sendRaw writes head and then body (through chunked framing when chunked) on a raw

@@ -20,7 +20,16 @@ import (
 func front(t *testing.T, upstream string) (*httptest.Server, *testrig.LogBuffer) {
 	t.Helper()
 	logs := &testrig.LogBuffer{}
-	p := proxy.New(slog.New(slog.NewJSONHandler(logs, nil)))
+	srv, _ := newFront(t, upstream, slog.NewJSONHandler(logs, nil), func(*proxy.Proxy) {})
+	return srv, logs
+}
+
+// newFront starts a proxy on a real socket with upstream as its active target, logging to
+// h; configure sets it up before it serves.
+func newFront(t *testing.T, upstream string, h slog.Handler, configure func(*proxy.Proxy)) (*httptest.Server, *proxy.Target) {
+	t.Helper()
+	p := proxy.New(slog.New(h))
+	configure(p)
 	target, err := p.NewTarget(upstream)
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +40,7 @@ func front(t *testing.T, upstream string) (*httptest.Server, *testrig.LogBuffer)
 		srv.Close()
 		target.Close()
 	})
-	return srv, logs
+	return srv, target
 }
 
 func TestUnreachableTargetGivesPlain502AndLogsTheCause(t *testing.T) {

@@ -53,20 +53,11 @@ func (s *Switcher) Canary(ctx context.Context, target string, weight int, opts S
 	}
 
 	s.mu.Lock()
-	e, err := s.entryFor(addr)
+	e, err := s.takeTarget(addr, gated)
 	if err != nil {
 		s.gating = ""
 		s.mu.Unlock()
-		return Report{}, &TargetError{Input: addr, Reason: err.Error()}
-	}
-	if gated != nil {
-		e.health.Record(*gated) // a target new to the switcher was not known while gated
-	}
-	if e.drain != nil {
-		// Retired earlier and still draining: it takes requests again, and those in flight
-		// simply continue.
-		e.drain.cancel()
-		e.drain = nil
+		return Report{}, err
 	}
 	// A fresh salt: this canary takes a different slice of the clients than the last one.
 	s.canary, s.weight, s.salt = e, weight, rand.Uint32N(proxy.ShareScale)

@@ -288,25 +288,36 @@ func (s *Switcher) probe(ctx context.Context, addr string, st Settings) health.R
 	return r
 }
 
+// takeTarget returns the entry for addr, which is about to receive traffic: made if the
+// switcher did not hold it, given the health gate's last probe (a new target was not known
+// while it was gated), and no longer draining if it was retired earlier (its requests in
+// flight simply continue). Call with mu held.
+func (s *Switcher) takeTarget(addr string, gated *health.Result) (*entry, error) {
+	e, err := s.entryFor(addr)
+	if err != nil {
+		return nil, &TargetError{Input: addr, Reason: err.Error()}
+	}
+	if gated != nil {
+		e.health.Record(*gated)
+	}
+	if e.drain != nil {
+		e.drain.cancel()
+		e.drain = nil
+	}
+	return e, nil
+}
+
 // swap makes addr active in one atomic step, records the new state and waits for the old
 // target's in-flight requests. gated is the health gate's last probe, if there was one.
 func (s *Switcher) swap(ctx context.Context, addr string, st Settings, opts SwitchOptions, gated *health.Result) (Report, error) {
 	s.mu.Lock()
-	next, err := s.entryFor(addr)
+	next, err := s.takeTarget(addr, gated)
 	if err != nil {
 		s.gating = ""
 		s.mu.Unlock()
-		return Report{}, &TargetError{Input: addr, Reason: err.Error()}
-	}
-	if gated != nil {
-		next.health.Record(*gated)
+		return Report{}, err
 	}
 	old, dropped := s.active, s.standby
-	if next.drain != nil {
-		// Active again: it stops draining, and its requests in flight simply continue.
-		next.drain.cancel()
-		next.drain = nil
-	}
 	// One route for the proxy: the new active target, and no canary. A promotion is the
 	// swap to the canary, so it ends the canary here; a switch or rollback never runs with
 	// one (they are refused).
