@@ -124,6 +124,10 @@ type Deploy struct {
 	MaxErrorRate float64
 	// MaxLatencyRatio is how many times the old version's p95 latency rolls back. Default 2.
 	MaxLatencyRatio float64
+	// LatencyFloor is a p95 the new version is never blamed for, whatever the ratio: a page
+	// that went from 3ms to 9ms is not an outage, and at a few milliseconds scheduling
+	// noise alone can double a p95. Default 20ms.
+	LatencyFloor time.Duration
 }
 
 // Health configures the probes that gate a switch and watch active and standby.
@@ -240,6 +244,7 @@ func Default() Config {
 			MinRequests:     50,
 			MaxErrorRate:    0.02,
 			MaxLatencyRatio: 2,
+			LatencyFloor:    20 * time.Millisecond,
 		},
 	}
 }

@@ -95,6 +95,7 @@ func (c Config) Encode() []byte {
 	integer("min_requests", c.Deploy.MinRequests)
 	fmt.Fprintf(&b, "max_error_rate = %s\n", formatFloat(c.Deploy.MaxErrorRate))
 	fmt.Fprintf(&b, "max_latency_ratio = %s\n", formatFloat(c.Deploy.MaxLatencyRatio))
+	duration("latency_floor", c.Deploy.LatencyFloor)
 	return b.Bytes()
 }
 

@@ -47,7 +47,7 @@ func everyFieldChanged() Config {
 		Deploy: Deploy{
 			Start: "systemctl restart app@{port}", Stop: "systemctl stop app@{port}",
 			StartTimeout: 90 * time.Second, Monitor: 10 * time.Minute, Sustain: 45 * time.Second,
-			MinRequests: 200, MaxErrorRate: 0.005, MaxLatencyRatio: 1.5,
+			MinRequests: 200, MaxErrorRate: 0.005, MaxLatencyRatio: 1.5, LatencyFloor: 75 * time.Millisecond,
 		},
 	}
 }

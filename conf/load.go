@@ -229,6 +229,7 @@ func (s *source) overlay(f *file, c *Config) {
 	s.integer("deploy.min_requests", f.Deploy.MinRequests, &c.Deploy.MinRequests)
 	s.number("deploy.max_error_rate", f.Deploy.MaxErrorRate, &c.Deploy.MaxErrorRate)
 	s.number("deploy.max_latency_ratio", f.Deploy.MaxLatencyRatio, &c.Deploy.MaxLatencyRatio)
+	s.duration("deploy.latency_floor", f.Deploy.LatencyFloor, &c.Deploy.LatencyFloor)
 }
 
 // ports sets a list of port numbers.

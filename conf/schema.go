@@ -81,6 +81,7 @@ type file struct {
 		MinRequests     any `toml:"min_requests"`
 		MaxErrorRate    any `toml:"max_error_rate"`
 		MaxLatencyRatio any `toml:"max_latency_ratio"`
+		LatencyFloor    any `toml:"latency_floor"`
 	} `toml:"deploy"`
 }
 

@@ -125,6 +125,10 @@ func (s *source) validate(c Config) {
 		s.fail("deploy.max_latency_ratio", "%s would roll back a release as fast as the old one; write a ratio above 1 such as %s, or 0 to ignore latency",
 			s.shown("deploy.max_latency_ratio", formatFloat(r)), formatFloat(def.Deploy.MaxLatencyRatio))
 	}
+	if c.Deploy.LatencyFloor < 0 {
+		s.fail("deploy.latency_floor", "%s is negative; write the p95 below which a release is never called slow, such as %s, or \"0s\" for none",
+			s.shown("deploy.latency_floor", quote(formatDuration(c.Deploy.LatencyFloor))), quote(formatDuration(def.Deploy.LatencyFloor)))
+	}
 }
 
 // tls checks the [tls] table against the HTTPS listener it serves.

@@ -236,6 +236,8 @@ func TestDeploySettingsAreChecked(t *testing.T) {
 			`routie.toml:2: deploy.max_error_rate: 5 is not a share between 0 and 1; write one such as 0.02 (2% of requests)`},
 		{"a ratio that blames a release as fast as the old", "[deploy]\nmax_latency_ratio = 1\n",
 			`routie.toml:2: deploy.max_latency_ratio: 1 would roll back a release as fast as the old one; write a ratio above 1 such as 2.0, or 0 to ignore latency`},
+		{"a negative latency floor", "[deploy]\nlatency_floor = \"-5ms\"\n",
+			`routie.toml:2: deploy.latency_floor: "-5ms" is negative; write the p95 below which a release is never called slow, such as "20ms", or "0s" for none`},
 		{"a quoted number", "[deploy]\nmax_error_rate = \"0.05\"\n",
 			`routie.toml:2: deploy.max_error_rate: "0.05" is a string, not a number; write it without quotes, such as 0.02`},
 	})

@@ -66,18 +66,24 @@ func settings(to *testrig.App) deploy.Settings {
 	return deploy.Settings{
 		Host: "127.0.0.1", Ports: []int{port(to)}, StartTimeout: 5 * time.Second,
 		Monitor: 1500 * time.Millisecond, Sustain: 300 * time.Millisecond,
-		Limits: deploy.Limits{MaxErrorRate: 0.05, MaxLatencyRatio: 2, MinRequests: 20},
+		Limits: deploy.Limits{MaxErrorRate: 0.05, MaxLatencyRatio: 2, MinRequests: 20, LatencyFloor: 20 * time.Millisecond},
 	}
 }
 
-// load sends requests through the front with a few keep-alive clients until stop, and
-// counts the failures a user would see (transport errors; 5xx are the app's own answers).
+// load sends requests through the front with 8 keep-alive clients until stop, and counts
+// the failures a user would see (transport errors; 5xx are the app's own answers).
 func load(t *testing.T, url string) (stop func() (requests, failed int64)) {
+	t.Helper()
+	return loadWith(t, url, 8)
+}
+
+// loadWith is load with the given number of clients.
+func loadWith(t *testing.T, url string, clients int) (stop func() (requests, failed int64)) {
 	t.Helper()
 	var reqs, failed atomic.Int64
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
-	for range 8 {
+	for range clients {
 		c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 10 * time.Second}
 		wg.Go(func() {
 			for n := 0; n < 200000; n++ { // bounded
@@ -164,27 +170,34 @@ func TestCleanDeploySwitchesWatchesAndStopsTheOldVersion(t *testing.T) {
 	}
 }
 
+// TestBadReleaseIsRolledBackNamingTheFigure deploys a release that fails a share of its
+// requests, and one three times slower than the old version, under load. The delays are tens
+// of milliseconds so that the scheduling noise of a busy (and -race) machine, which adds about
+// the same to both versions' p95, cannot hide a 3x slowdown behind the default ratio of 2.
 func TestBadReleaseIsRolledBackNamingTheFigure(t *testing.T) {
+	const oldLatency = 50 * time.Millisecond
 	for _, tc := range []struct {
 		name     string
 		failEach int
 		delay    time.Duration
 		figure   string
 	}{
-		{"answers 500 to every third request", 3, 0, "error rate"},
-		{"three times slower", 0, 30 * time.Millisecond, "p95 latency"},
+		{"answers 500 to every third request", 3, oldLatency, "error rate"},
+		{"three times slower", 0, 3 * oldLatency, "p95 latency"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			blue := startApp(t, "blue", 0, 10*time.Millisecond)
-			bad := startApp(t, "green", tc.failEach, 10*time.Millisecond+tc.delay)
+			blue := startApp(t, "blue", 0, oldLatency)
+			bad := startApp(t, "green", tc.failEach, tc.delay)
 			st := settings(bad)
 			st.Monitor = 10 * time.Second // the rollback must come well before this
+			st.Sustain = 500 * time.Millisecond
 			r := newRig(t, blue, st)
-			stop := load(t, r.Front.URL+"/")
+			stop := loadWith(t, r.Front.URL+"/", 16)
 			defer stop()
-			// A baseline: blue's answers before the deploy.
-			deadline := time.Now().Add(5 * time.Second)
-			for s, _ := r.Switcher.TargetStats(blue.Addr()); s.Requests() < 100 && time.Now().Before(deadline); s, _ = r.Switcher.TargetStats(blue.Addr()) {
+			// A baseline: blue's answers before the deploy, enough of them that the clients'
+			// first requests (which dial) are well under the 5% a p95 leaves out.
+			deadline := time.Now().Add(10 * time.Second)
+			for s, _ := r.Switcher.TargetStats(blue.Addr()); s.Requests() < 400 && time.Now().Before(deadline); s, _ = r.Switcher.TargetStats(blue.Addr()) {
 				time.Sleep(10 * time.Millisecond)
 			}
 
@@ -192,6 +205,7 @@ func TestBadReleaseIsRolledBackNamingTheFigure(t *testing.T) {
 			if rec.Result != deploy.ResultRolledBack {
 				t.Fatalf("deploy of a bad release: %s: %s; want rolled back", rec.Result, rec.Why)
 			}
+			t.Log(rec.Why)
 			if !strings.Contains(rec.Why, tc.figure) || !strings.Contains(rec.Why, "vs") {
 				t.Errorf("the reason %q does not name %s with both values", rec.Why, tc.figure)
 			}
@@ -320,7 +334,7 @@ func TestJudge(t *testing.T) {
 		s.Latency[proxy.LatencyBucket(latency)] = total
 		return s
 	}
-	limits := deploy.Limits{MaxErrorRate: 0.05, MaxLatencyRatio: 2, MinRequests: 50}
+	limits := deploy.Limits{MaxErrorRate: 0.05, MaxLatencyRatio: 2, MinRequests: 50, LatencyFloor: 20 * time.Millisecond}
 	for _, tc := range []struct {
 		name           string
 		base, window   proxy.StatsSnapshot
@@ -333,6 +347,7 @@ func TestJudge(t *testing.T) {
 		{"errors as high as before", snap(1000, 200, 10*time.Millisecond), snap(200, 40, 10*time.Millisecond), false, "", ""},
 		{"three times slower", snap(1000, 0, 10*time.Millisecond), snap(200, 0, 30*time.Millisecond), true, "p95 latency", ""},
 		{"a bit slower", snap(1000, 0, 10*time.Millisecond), snap(200, 0, 14*time.Millisecond), false, "", ""},
+		{"three times slower but under the floor", snap(1000, 0, 2*time.Millisecond), snap(200, 0, 6*time.Millisecond), false, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := deploy.Judge(tc.base, tc.window, limits)

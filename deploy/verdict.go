@@ -15,6 +15,9 @@ type Limits struct {
 	MaxErrorRate float64
 	// MaxLatencyRatio is how many times the old target's p95 the new one's may reach.
 	MaxLatencyRatio float64
+	// LatencyFloor is a p95 that is never called slow, whatever the ratio: at a few
+	// milliseconds, scheduling noise alone can double a p95.
+	LatencyFloor time.Duration
 	// MinRequests is how many answers a window needs before it is judged at all.
 	MinRequests uint64
 }
@@ -57,7 +60,7 @@ func Judge(baseline, window proxy.StatsSnapshot, l Limits) Verdict {
 	}
 	if l.MaxLatencyRatio > 0 && baseline.Requests() >= l.MinRequests {
 		p95, base95 := window.Quantile(0.95), baseline.Quantile(0.95)
-		if base95 > 0 && float64(p95) > l.MaxLatencyRatio*float64(base95) {
+		if base95 > 0 && p95 > l.LatencyFloor && float64(p95) > l.MaxLatencyRatio*float64(base95) {
 			return Verdict{Trip: true, Figure: "p95 latency", New: p95.String(), Baseline: base95.String(), Requests: n}
 		}
 	}

@@ -18,6 +18,7 @@ func deploySettingsFrom(c conf.Config) deploy.Settings {
 		Limits: deploy.Limits{
 			MaxErrorRate:    c.Deploy.MaxErrorRate,
 			MaxLatencyRatio: c.Deploy.MaxLatencyRatio,
+			LatencyFloor:    c.Deploy.LatencyFloor,
 			MinRequests:     uint64(c.Deploy.MinRequests),
 		},
 	}
