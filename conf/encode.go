@@ -9,6 +9,18 @@ import (
 	"time"
 )
 
+// notShown stands in for a secret in a configuration shown to a person.
+const notShown = "(set; not shown)"
+
+// Redacted returns c with its secrets (tls.eab_hmac, the key a CA gave for the account)
+// replaced by a note, so that `routied -check` output can be pasted into a ticket or a chat.
+func (c Config) Redacted() Config {
+	if c.TLS.EABHMAC != "" {
+		c.TLS.EABHMAC = notShown
+	}
+	return c
+}
+
 // Encode returns c as a TOML file that sets every key, durations as "1s" and the socket mode
 // as "0660", so `routied -check` can show the configuration routied actually runs with,
 // defaults included (like `nginx -T`). Parsing the output gives back c, except for Path.

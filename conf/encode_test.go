@@ -168,3 +168,17 @@ func withoutTables(pos positions) positions {
 	maps.DeleteFunc(pos, func(_ string, w written) bool { return w.table })
 	return pos
 }
+
+func TestRedactedHidesTheEABKey(t *testing.T) {
+	c := everyFieldChanged()
+	shown := string(c.Redacted().Encode())
+	if strings.Contains(shown, c.TLS.EABHMAC) {
+		t.Errorf("the shown configuration holds the EAB HMAC key %q:\n%s", c.TLS.EABHMAC, shown)
+	}
+	if !strings.Contains(shown, `eab_hmac = "(set; not shown)"`) || !strings.Contains(shown, `eab_kid = "kid-1"`) {
+		t.Errorf("the shown configuration does not say the key is set:\n%s", shown)
+	}
+	if c.TLS.EABHMAC != "c2VjcmV0" {
+		t.Error("Redacted changed the config it was called on")
+	}
+}

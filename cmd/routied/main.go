@@ -32,7 +32,8 @@ Usage:
 Flags:
   -config FILE   config file (default %s); every key has a default,
                  see conf/routie.example.toml
-  -check         validate and print the effective config, then exit (0 valid, 1 invalid)
+  -check         validate and print the effective config (secrets not shown), then exit
+                 (0 valid, 1 invalid)
   -pidfile FILE  write the PID to FILE once ready; systemd's PIDFile= follows it across
                  zero-downtime upgrades
   -version       print the version and exit
@@ -85,7 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *check {
 		fmt.Fprintf(stderr, "routied: %s is valid; the effective configuration:\n", *configPath)
-		stdout.Write(cfg.Encode())
+		stdout.Write(cfg.Redacted().Encode())
 		return 0
 	}
 
