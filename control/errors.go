@@ -22,6 +22,7 @@ const (
 	KindAlreadyActive    = "already_active"     // 409: a canary of the active target
 	KindRefused          = "refused"            // 422: the health gate failed
 	KindCancelled        = "cancelled"          // 503: the request went away before the end
+	KindUpgradeFailed    = "upgrade_failed"     // 500: the new binary did not take over
 	KindInternal         = "internal"           // 500: anything else
 )
 
@@ -44,6 +45,7 @@ const (
 //	switcher.ErrNoCanary                          409     no_canary
 //	*switcher.ActiveTargetError                   409     already_active
 //	*switcher.RefusedError                        422     refused
+//	a failed upgrade (POST /v1/upgrade)           500     upgrade_failed
 //	context.Canceled, context.DeadlineExceeded    503     cancelled
 //	anything else                                 500     internal
 //

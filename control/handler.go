@@ -73,6 +73,7 @@ type handler struct {
 	sw       Switcher
 	certs    Certificates // nil without WithCertificates
 	deployer Deployer     // nil without WithDeployer
+	upgrader Upgrader     // nil without WithUpgrader
 	log      *slog.Logger
 	routes   []route
 }
@@ -105,6 +106,9 @@ func NewHandler(sw Switcher, log *slog.Logger, opts ...Option) http.Handler {
 	}
 	if h.deployer != nil {
 		h.routes = append(h.routes, h.deployRoutes()...)
+	}
+	if h.upgrader != nil {
+		h.routes = append(h.routes, route{http.MethodPost, PathUpgrade, h.upgrade})
 	}
 	return h
 }

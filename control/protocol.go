@@ -17,9 +17,11 @@
 //	GET  /v1/history        HistoryResponse
 //	GET  /v1/certs          CertsResponse
 //	POST /v1/certs/renew    RenewRequest → CertStatus (after the new certificate is served)
+//	POST /v1/upgrade        UpgradeResponse (once the new routied serves; empty body)
 //
 // The certs routes exist when the daemon serves certificates (NewHandler's
-// WithCertificates); GET /v1/status then has a "certs" list too.
+// WithCertificates); GET /v1/status then has a "certs" list too. POST /v1/upgrade exists
+// when the daemon can replace itself (WithUpgrader).
 //
 // so that, for example, `curl --unix-socket /run/routie/control.sock http://routie/v1/status`
 // works. Errors are {"error": Error}; the doc of Error maps them to status codes.

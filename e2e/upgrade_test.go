@@ -71,15 +71,33 @@ func (u *upgradable) pid(t *testing.T) int {
 
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
-// upgrade sends SIGHUP to the current routied and waits until a new one has taken over and
-// the old one has exited.
-func (u *upgradable) upgrade(t *testing.T) {
+// How an operator asks for an upgrade.
+const (
+	bySignal    = "SIGHUP"            // kill -HUP, with only the log to say how it went
+	byRoutiectl = "routiectl upgrade" // what systemd's ExecReload runs
+)
+
+// upgrade asks the current routied to upgrade (by SIGHUP or routiectl upgrade) and waits
+// until a new one has taken over and the old one has exited.
+func (u *upgradable) upgrade(t *testing.T, how string) {
 	t.Helper()
 	old := u.pid(t)
-	if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
-		t.Fatal(err)
+	switch how {
+	case bySignal:
+		if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "a new routied to write the PID file", func() bool { return u.pid(t) != old })
+	case byRoutiectl:
+		code, out, errOut := u.ctl(t, "upgrade")
+		// It returns once the new process serves, which wrote the PID file before that.
+		if code != 0 || u.pid(t) == old {
+			t.Fatalf("routiectl upgrade: exit %d, PID file %d (was %d)\n%s%s", code, u.pid(t), old, out, errOut)
+		}
+		if want := fmt.Sprintf("routied pid %d serves; the old one (pid %d)", u.pid(t), old); !strings.Contains(out, want) {
+			t.Errorf("routiectl upgrade printed %q; want it to say %q", out, want)
+		}
 	}
-	eventually(t, "a new routied to write the PID file", func() bool { return u.pid(t) != old })
 	eventually(t, fmt.Sprintf("the old routied (pid %d) to exit", old), func() bool {
 		if !alive(old) {
 			return true
@@ -143,7 +161,12 @@ func TestUpgradesUnderLoadDropNothing(t *testing.T) {
 			}()
 			eventually(t, "the slow request to be in flight", func() bool { return u.status(t).Active.InFlight >= 1 })
 		}
-		u.upgrade(t)
+		// Both ways an operator asks for an upgrade, under the same load.
+		how := bySignal
+		if i%2 == 1 {
+			how = byRoutiectl
+		}
+		u.upgrade(t, how)
 		// The control socket moved to the new routied too.
 		if code, _, errText := u.ctl(t, "status"); code != 0 {
 			t.Fatalf("routiectl status after upgrade %d: exit %d: %s", i+1, code, errText)
@@ -176,11 +199,18 @@ func TestBrokenNewBinaryLeavesTheOldOneServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	copyFile(t, broken, u.binary)
-	syscall.Kill(old, syscall.SIGHUP)
-	u.waitLog(t, "upgrade failed")
-	if !strings.Contains(u.log(), "exited") {
-		t.Errorf("the failure log does not say the new process exited:\n%s", tail(u.log(), 5))
+	code, out, errOut := u.ctl(t, "upgrade")
+	if code != 1 || !strings.Contains(errOut, "did not take over") || !strings.Contains(errOut, "exit") || !strings.Contains(errOut, fmt.Sprintf("this one (pid %d) keeps serving", old)) {
+		t.Errorf("routiectl upgrade to a broken binary: exit %d; want 1 and why, naming the pid that keeps serving\n%s%s", code, out, errOut)
 	}
+	t.Logf("routiectl upgrade to a broken binary: exit %d: %s", code, errOut)
+	if !strings.Contains(u.log(), "routied: cannot start") {
+		t.Errorf("the broken binary's own message is not in routied's log:\n%s", tail(u.log(), 5))
+	}
+	u.waitLog(t, "upgrade failed")
+	// The same by signal: only the log says so.
+	syscall.Kill(old, syscall.SIGHUP)
+	eventually(t, "the second failure in the log", func() bool { return strings.Count(u.log(), "upgrade failed") == 2 })
 	if pid := u.pid(t); pid != old {
 		t.Fatalf("PID file says %d after a failed upgrade, want the old %d", pid, old)
 	}
@@ -190,7 +220,7 @@ func TestBrokenNewBinaryLeavesTheOldOneServing(t *testing.T) {
 
 	// A fixed binary upgrades fine afterwards.
 	copyFile(t, filepath.Join(bin, "routied"), u.binary)
-	u.upgrade(t)
+	u.upgrade(t, byRoutiectl)
 	if app := u.activeApp(t); app != "blue" {
 		t.Fatalf("after the good upgrade traffic goes to %q", app)
 	}
@@ -228,7 +258,7 @@ func TestSystemdIsNotifiedWhenReadyAndWhenStopping(t *testing.T) {
 	}
 
 	// An upgrade: the new process announces itself; the old one does not say STOPPING.
-	u.upgrade(t)
+	u.upgrade(t, bySignal)
 	second := u.pid(t)
 	msg = next("READY=1 from the upgraded routied")
 	if !strings.Contains(msg, fmt.Sprintf("MAINPID=%d", second)) || !strings.Contains(msg, "READY=1") {
@@ -254,7 +284,7 @@ func TestNewListenAddressIsAppliedByAnUpgrade(t *testing.T) {
 	os.Rename(u.config+".new", u.config)
 	u.waitLog(t, "systemctl reload routied")
 
-	u.upgrade(t)
+	u.upgrade(t, bySignal)
 	resp, err := httpsClient().Get(fmt.Sprintf("http://127.0.0.1:%d/x", newPort))
 	if err != nil {
 		t.Fatalf("the new listen.http after the upgrade: %v", err)

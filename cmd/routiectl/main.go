@@ -39,6 +39,7 @@ Subcommands:
                   automatic rollback; deploy --abort
   history         past deploys: when, who, from → to, result and why
   certs           show each name's certificate and when it expires; certs renew NAME
+  upgrade         replace routied with the binary on disk without refusing a connection
   version         show the routiectl and routied versions
 
 Flags:
@@ -76,6 +77,7 @@ var commands = map[string]command{
 	"certs":    {certsUsage, runCerts},
 	"deploy":   {deployUsage, runDeploy},
 	"history":  {historyUsage, runHistory},
+	"upgrade":  {upgradeUsage, runUpgrade},
 	"version":  {versionUsage, runVersion},
 }
 

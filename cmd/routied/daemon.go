@@ -91,7 +91,7 @@ func (d *daemon) run(ctx context.Context, pidFile string) error {
 	// Every listener comes through the upgrader: inherited from the routied this one
 	// replaces, or opened here. They are all bound before anything starts, so a port that is
 	// taken fails the start at once instead of leaving half a daemon running.
-	upg, err := newUpgrader(pidFile)
+	upg, err := newUpgrader(pidFile, d.log)
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func (d *daemon) run(ctx context.Context, pidFile string) error {
 	}
 	d.deployer = deploy.New(d.sw, history, deploySettingsFrom(cfg), d.log)
 
-	ctl := startControl(ctlLn, cfg.Control, d.sw, d.log, control.WithCertificates(certsAPI{d}), control.WithDeployer(d.deployer))
+	ctl := startControl(ctlLn, cfg.Control, d.sw, d.log, control.WithCertificates(certsAPI{d}), control.WithDeployer(d.deployer), control.WithUpgrader(controlUpgrader{upg}))
 	var ms *metricsServer
 	if metricsLn != nil {
 		ms = startMetrics(metricsLn, d.sw, d.certs, d.conns, d.log)
@@ -224,7 +224,7 @@ wait:
 			d.log.Error("a listener failed; stopping", "err", failure)
 			break wait
 		case <-hup:
-			wg.Go(func() { upg.upgrade(d.log) })
+			wg.Go(upg.onSignal)
 		}
 	}
 	if !upgraded {

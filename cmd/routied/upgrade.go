@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cloudflare/tableflip"
+
+	"github.com/routie/routie/control"
 )
 
 // upgrader replaces the running routied with the binary on disk without closing a listening
@@ -20,18 +26,20 @@ import (
 // fails to start leaves the old one serving.
 type upgrader struct {
 	*tableflip.Upgrader
+	pidFile string
+	log     *slog.Logger
 }
 
 // upgradeTimeout bounds how long a new routied may take to become ready before the upgrade
 // is abandoned and the old process keeps serving.
 const upgradeTimeout = time.Minute
 
-func newUpgrader(pidFile string) (*upgrader, error) {
+func newUpgrader(pidFile string, log *slog.Logger) (*upgrader, error) {
 	upg, err := tableflip.New(tableflip.Options{PIDFile: pidFile, UpgradeTimeout: upgradeTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("cannot prepare for zero-downtime upgrades: %w", err)
 	}
-	return &upgrader{upg}, nil
+	return &upgrader{Upgrader: upg, pidFile: pidFile, log: log}, nil
 }
 
 // listen returns the listener for network/addr that the previous routied handed over, or a
@@ -44,11 +52,33 @@ func (u *upgrader) listen(network, addr string, open func() (net.Listener, error
 	return ln, nil
 }
 
+// onSignal upgrades on SIGHUP, where nobody waits for the outcome but the log.
+func (u *upgrader) onSignal() {
+	u.log.Info("upgrade requested (SIGHUP): starting the routied binary on disk")
+	u.upgrade()
+}
+
 // upgrade starts the binary on disk and waits for it to be ready. A failure is logged and
 // this process keeps serving.
-func (u *upgrader) upgrade(log *slog.Logger) {
-	log.Info("upgrade requested (SIGHUP): starting the routied binary on disk")
+func (u *upgrader) upgrade() (control.UpgradeResponse, error) {
+	resp := control.UpgradeResponse{OldPID: os.Getpid()}
 	if err := u.Upgrade(); err != nil {
-		log.Error("upgrade failed; this routied keeps serving", "err", err)
+		err = fmt.Errorf("the new routied did not take over (%w); this one (pid %d) keeps serving; the new process's own words are in routied's log (journalctl -u routied)", err, resp.OldPID)
+		u.log.Error("upgrade failed", "err", err)
+		return resp, err
 	}
+	// The new process wrote its PID before saying it was ready.
+	if u.pidFile != "" {
+		if data, err := os.ReadFile(u.pidFile); err == nil {
+			resp.NewPID, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+		}
+	}
+	return resp, nil
+}
+
+// controlUpgrader is the upgrader as the control socket's POST /v1/upgrade sees it.
+type controlUpgrader struct{ u *upgrader }
+
+func (c controlUpgrader) Upgrade(context.Context) (control.UpgradeResponse, error) {
+	return c.u.upgrade()
 }
