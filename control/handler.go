@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"reflect"
 	"runtime"
 	"strings"
@@ -146,7 +147,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) status(w http.ResponseWriter, r *http.Request) {
-	s := StatusResponse{Status: h.sw.Status(), Version: Version}
+	s := StatusResponse{Status: h.sw.Status(), Version: Version, PID: os.Getpid()}
 	if h.certs != nil {
 		s.Certs = h.certs.Certs()
 	}

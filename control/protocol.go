@@ -83,6 +83,8 @@ type StatusResponse struct {
 	switcher.Status
 	// Version is the daemon's Version.
 	Version string `json:"version"`
+	// PID is the daemon's process ID: after `routiectl upgrade`, the new process's.
+	PID int `json:"pid"`
 	// Certs is the certificate served for each name, as GET /v1/certs has it; absent when
 	// the daemon serves no HTTPS.
 	Certs []CertStatus `json:"certs,omitempty"`

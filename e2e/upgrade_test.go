@@ -98,16 +98,15 @@ func (u *upgradable) upgrade(t *testing.T, how string) {
 			t.Errorf("routiectl upgrade printed %q; want it to say %q", out, want)
 		}
 	}
-	eventually(t, fmt.Sprintf("the old routied (pid %d) to exit", old), func() bool {
-		if !alive(old) {
-			return true
-		}
-		// The first routied is our child: reap it, or it stays a zombie that "exists".
-		if old == u.cmd.Process.Pid && u.exited() {
-			return true
-		}
-		return false
-	})
+	u.waitExit(t, old)
+}
+
+// waitExit waits until the routied with pid has exited.
+func (u *upgradable) waitExit(t *testing.T, pid int) {
+	t.Helper()
+	// The first routied is our child, reaped by exec's Wait, which then waits for the
+	// stdout its successors inherited: "gone from the process table" is the exit.
+	eventually(t, fmt.Sprintf("the old routied (pid %d) to exit", pid), func() bool { return !alive(pid) })
 }
 
 // killAll stops whichever routied serves now.
@@ -167,9 +166,13 @@ func TestUpgradesUnderLoadDropNothing(t *testing.T) {
 			how = byRoutiectl
 		}
 		u.upgrade(t, how)
-		// The control socket moved to the new routied too.
+		// The control socket moved to the new routied too, even while the old one drains
+		// (the 3s request above keeps it draining).
 		if code, _, errText := u.ctl(t, "status"); code != 0 {
 			t.Fatalf("routiectl status after upgrade %d: exit %d: %s", i+1, code, errText)
+		}
+		if s := u.status(t); s.PID != u.pid(t) {
+			t.Fatalf("routiectl status after upgrade %d answered by pid %d, want the new routied %d", i+1, s.PID, u.pid(t))
 		}
 	}
 	if got := <-slow; got != http.StatusOK {
@@ -295,5 +298,55 @@ func TestNewListenAddressIsAppliedByAnUpgrade(t *testing.T) {
 	}
 	if app := u.activeApp(t); app != "blue" {
 		t.Fatalf("HTTPS after the upgrade: %q", app)
+	}
+}
+
+func TestUpgradeWhileThePreviousRoutiedHoldsStreamsSaysToWait(t *testing.T) {
+	blue := demoApp(t, "blue")
+	u := startUpgradable(t, blue)
+	t.Cleanup(func() { u.killAll(t) })
+	// Streams get 30s on the old process after an upgrade (the file is watched).
+	cfg, _ := os.ReadFile(u.config)
+	os.WriteFile(u.config+".new", []byte(strings.Replace(string(cfg), `streams = "1s"`, `streams = "30s"`, 1)), 0o644)
+	os.Rename(u.config+".new", u.config)
+	u.waitLog(t, "config applied")
+
+	// An event stream through the first routied, which it keeps after the upgrade.
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, u.url("/events?n=300&every=100ms"), nil)
+	client := httpsClient()
+	stream, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	event := make([]byte, 64)
+	if n, err := stream.Body.Read(event); err != nil || !strings.Contains(string(event[:n]), "data: blue") {
+		t.Fatalf("first event: %q, %v", event[:n], err)
+	}
+	first := u.pid(t)
+	if code, out, errOut := u.ctl(t, "upgrade"); code != 0 {
+		t.Fatalf("routiectl upgrade: exit %d\n%s%s", code, out, errOut)
+	}
+	if !alive(first) {
+		t.Fatalf("the first routied (pid %d) exited with its stream still open", first)
+	}
+
+	// The next routiectl command reaches the new routied, not the one still holding the
+	// stream, and the new one cannot hand over until the old one has gone.
+	if s := u.status(t); s.PID != u.pid(t) {
+		t.Errorf("routiectl status after the upgrade answered by pid %d, want the new routied %d", s.PID, u.pid(t))
+	}
+	code, out, errOut := u.ctl(t, "upgrade")
+	if code != 1 || !strings.Contains(errOut, "still finishing its WebSockets and event streams") || !strings.Contains(errOut, "try again once it has exited") {
+		t.Fatalf("an upgrade while pid %d still holds a stream: exit %d; want 1 and to wait for it\n%s%s", first, code, out, errOut)
+	}
+	t.Logf("routiectl upgrade while the previous routied holds a stream: %s", errOut)
+
+	// Once the stream ends, the first routied exits and upgrades work again.
+	stream.Body.Close()
+	client.CloseIdleConnections()
+	u.waitExit(t, first)
+	u.upgrade(t, byRoutiectl)
+	if app := u.activeApp(t); app != "blue" {
+		t.Fatalf("after the upgrades traffic goes to %q", app)
 	}
 }

@@ -42,7 +42,7 @@ func TestCanaryWeightPromoteAndAbortPrintEachStep(t *testing.T) {
 		`          \d+ in flight, \d+ streams, \d+ connections, \d+ served\n`+
 		`          last probe [^\n]+\n`+
 		`standby   none: nothing to roll back to yet\n`+
-		`routied   dev\n`)
+		`routied   dev \(pid \d+\)\n`)
 
 	match(t, "promote", runCLI(t, r.Socket, "promote"),
 		probe(1, 1, green.Addr())+

@@ -185,7 +185,7 @@ func TestStatusShowsEachCertificateWithItsWarning(t *testing.T) {
 		`cert      routie\.test  valid until ` + regexp.QuoteMeta(notAfter.Local().Format(time.DateTime)) + ` \(89 days\)`,
 		`cert      www\.routie\.test  no certificate yet: being obtained`,
 		`cert      old\.routie\.test  warning: expires in 3 days; renewal failed: connection refused`,
-		`routied   \S+`,
+		`routied   \S+ \(pid \d+\)`,
 	}, "\n") + "\n$")
 	if code != 0 || !want.MatchString(out) {
 		t.Errorf("routiectl status: exit %d, stdout:\n%s\nwant it to end matching:\n%s", code, out, want)

@@ -80,7 +80,7 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 	for _, cert := range s.Certs {
 		c.cert(cert)
 	}
-	fmt.Fprintf(c.stdout, "%-9s %s\n", "routied", s.Version)
+	fmt.Fprintf(c.stdout, "%-9s %s (pid %d)\n", "routied", s.Version, s.PID)
 	return nil
 }
 

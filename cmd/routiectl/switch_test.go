@@ -236,7 +236,7 @@ func TestStatusShowsActiveAndStandbyWithTheirHealth(t *testing.T) {
 		`          0 in flight, 0 streams, \d+ connections, 3 served`,
 		`          last probe \d+s ago: failed: connection refused: nothing is listening on ` + lit(blue.Addr()),
 		`switching ` + lit(gray.Addr()) + `: health gate running`,
-		`routied   dev`,
+		`routied   dev \(pid \d+\)`,
 	}, "\n") + "\n$")
 	if got.code != 0 || !want.MatchString(got.stdout) {
 		t.Errorf("exit %d, stdout:\n%s\nwant it to match:\n%s", got.code, got.stdout, want)

@@ -251,7 +251,13 @@ wait:
 		// First, so that after an upgrade scrapes reach the new process only.
 		ms.stop(drainCtx)
 	}
+	// The control socket closes here at once too, while its requests in flight (the
+	// upgrade's own answer, a switch still gating) finish: after an upgrade, every new
+	// routiectl command must reach the new process. Left open while the public servers
+	// drain, the old process would take some of them and, say, switch a target that
+	// nobody is served from any more.
 	var stopping sync.WaitGroup
+	stopping.Go(func() { ctl.stop(drainCtx) })
 	for _, srv := range servers {
 		stopping.Go(func() {
 			if !srv.drain(drainCtx) {
@@ -260,7 +266,6 @@ wait:
 		})
 	}
 	stopping.Wait()
-	ctl.stop(drainCtx)
 	stopRun()
 	if upgraded {
 		// WebSockets and event streams cannot move to the new process: give them

@@ -63,7 +63,7 @@ func (u *upgrader) onSignal() {
 func (u *upgrader) upgrade() (control.UpgradeResponse, error) {
 	resp := control.UpgradeResponse{OldPID: os.Getpid()}
 	if err := u.Upgrade(); err != nil {
-		err = fmt.Errorf("the new routied did not take over (%w); this one (pid %d) keeps serving; the new process's own words are in routied's log (journalctl -u routied)", err, resp.OldPID)
+		err = explainUpgradeError(err, resp.OldPID)
 		u.log.Error("upgrade failed", "err", err)
 		return resp, err
 	}
@@ -81,4 +81,20 @@ type controlUpgrader struct{ u *upgrader }
 
 func (c controlUpgrader) Upgrade(context.Context) (control.UpgradeResponse, error) {
 	return c.u.upgrade()
+}
+
+// explainUpgradeError says what a failed upgrade means for the operator. tableflip refuses
+// some upgrades before starting anything; its errors for those are plain strings.
+func explainUpgradeError(err error, pid int) error {
+	switch err.Error() {
+	case "parent hasn't exited":
+		return fmt.Errorf("the routied this one (pid %d) replaced is still finishing its WebSockets and event streams (for up to drain.streams), and only one hand-over runs at a time; try again once it has exited (until then ps shows two routied processes)", pid)
+	case "upgrade in progress":
+		return fmt.Errorf("another upgrade of routied (pid %d) is in progress; wait for it", pid)
+	case "process is not ready yet":
+		return fmt.Errorf("routied (pid %d) is still starting; try again once it is ready", pid)
+	case "already upgraded", "terminating":
+		return fmt.Errorf("routied (pid %d) is stopping (%w); the process that replaced it, if any, takes upgrades", pid, err)
+	}
+	return fmt.Errorf("the new routied did not take over (%w); this one (pid %d) keeps serving; the new process's own words are in routied's log (journalctl -u routied)", err, pid)
 }
