@@ -16,7 +16,8 @@ import (
 // deploy.sustain window of the canary is judged (Judge) against the active target's answers
 // over the same window, so both face the same traffic at the same moment. After the last
 // step it promotes the canary (the old version drains and stands by) and stops the old
-// version as a plain deploy does. A tripped check, deploy --abort, or a failed promotion
+// version as a plain deploy does, after the same monitor window (deploy.monitor) at 100%: the
+// old version stands by meanwhile, and a tripped figure rolls back to it. A tripped check, deploy --abort, or a failed promotion
 // aborts the canary instead: its clients go back to the active target and it drains; the
 // deploy ends "rolled back" (or "aborted", "failed").
 //
@@ -122,6 +123,9 @@ func (d *Deployer) walkCanary(ctx context.Context, r *run, req Request, st Setti
 			}
 			r.emit(PhaseCanary, fmt.Sprintf("%s now takes %d%% of the clients", r.to, weight), nil)
 		}
+		// The old version's answers so far, in case the canary is promoted by hand during
+		// this step; the walk's own promotion takes a fresher one.
+		d.keepBaseline(r, st)
 		ends := time.Now().Add(step)
 		r.mu.Lock()
 		cw.step, cw.stepEnds = i, ends
@@ -144,6 +148,7 @@ func (d *Deployer) walkCanary(ctx context.Context, r *run, req Request, st Setti
 		}
 	}
 
+	d.keepBaseline(r, st)
 	d.phase(r, PhasePromote, fmt.Sprintf("promoting %s: %s drains and stands by", r.to, r.from))
 	if _, err := d.sw.Promote(ctx, switchEvents(PhasePromote)); err != nil {
 		if h, ended := d.handOff(r); ended {

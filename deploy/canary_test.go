@@ -53,7 +53,7 @@ func TestCanaryDeployWalksItsStepsAndPromotesWhenClean(t *testing.T) {
 	if failed != 0 {
 		t.Fatalf("%d of %d requests failed during the canary deploy", failed, reqs)
 	}
-	if want := "start canary promote stop done"; phasesOf(events) != want {
+	if want := "start canary promote monitor stop done"; phasesOf(events) != want {
 		t.Errorf("phases %q, want %q", phasesOf(events), want)
 	}
 	// The canary took each share in turn.
@@ -78,6 +78,42 @@ func TestCanaryDeployWalksItsStepsAndPromotesWhenClean(t *testing.T) {
 	}
 	if h := r.d.History(); len(h) != 1 || fmt.Sprint(h[0].Canary) != "[5 25 50]" {
 		t.Errorf("history %+v, want the canary's steps recorded", h)
+	}
+}
+
+func TestPromotedCanaryIsWatchedAndRolledBackWhenItGoesBad(t *testing.T) {
+	blue, green := startApp(t, "blue", 0, 0), startApp(t, "green", 0, 0)
+	st := settings(green)
+	st.Monitor = 10 * time.Second // the rollback must come well before this
+	st.Stop = "echo stopping {port}"
+	r := newRig(t, blue, st)
+	stop := load(t, r.Front.URL+"/")
+	defer stop()
+
+	id, err := r.d.Start(deploy.Request{NoStart: true, Canary: []int{50}, Step: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := waitPhase(t, r.d, deploy.PhaseMonitor)
+	if s.MonitorLeft <= 0 || s.New == nil || s.New.Addr != green.Addr() || s.Old == nil || s.Old.Addr != blue.Addr() {
+		t.Errorf("status in the monitor window after the promotion: %+v", s)
+	}
+	green.SetFailEach(3) // the new version starts failing once it takes all the traffic
+	var events []deploy.Event
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rec, err := r.d.Follow(ctx, id, func(e deploy.Event) { events = append(events, e) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Result != deploy.ResultRolledBack || !strings.Contains(rec.Why, "error rate") || !strings.Contains(rec.Why, "back on "+blue.Addr()) {
+		t.Fatalf("deploy: %s: %s; want rolled back to blue on the error rate", rec.Result, rec.Why)
+	}
+	if want := "start canary promote monitor rollback done"; phasesOf(events) != want {
+		t.Errorf("phases %q, want %q", phasesOf(events), want)
+	}
+	if s := r.Switcher.Status(); s.Active.Addr != blue.Addr() || s.Standby == nil || s.Standby.Stopped {
+		t.Errorf("after the rollback: active %s, standby %+v; want blue, with green standing by", s.Active.Addr, s.Standby)
 	}
 }
 

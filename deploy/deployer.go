@@ -350,7 +350,7 @@ func (d *Deployer) Current() *Status {
 	st := *d.settings.Load()
 	r.mu.Lock()
 	s := &Status{Record: r.record}
-	if r.canary != nil && r.record.Phase != PhaseStop {
+	if r.canary != nil && r.record.Phase != PhaseMonitor && r.record.Phase != PhaseStop {
 		r.canaryStatus(s, st.Sustain)
 		r.mu.Unlock()
 		return s

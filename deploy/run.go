@@ -81,21 +81,18 @@ func (d *Deployer) steps(ctx context.Context, r *run, req Request, st Settings) 
 		}
 	}
 
-	// 2-3. A canary deploy walks its steps and promotes (canary.go), then stops the old
-	// version as below.
+	// 2. A canary deploy walks its steps and promotes (canary.go), then watches and stops
+	// the old version as below.
 	if len(req.Canary) > 0 {
 		ok, result, why := d.walkCanary(ctx, r, req, st)
 		if !ok {
 			return result, why
 		}
-		return d.stopOld(r, st, why)
+		return d.watchThenStop(ctx, r, st, why+"; then ")
 	}
 
 	// 2. Health gate and switch; the baseline is the old target's recent answers.
-	base, baseTook := d.activeWindow(r.from, st.Monitor)
-	r.mu.Lock()
-	r.baseline, r.baseTook = base, baseTook
-	r.mu.Unlock()
+	d.keepBaseline(r, st)
 	d.phase(r, PhaseSwitch, fmt.Sprintf("health-checking %s, then switching %s → %s", r.to, r.from, r.to))
 	rep, err := d.sw.Switch(ctx, r.to, switcher.SwitchOptions{Progress: func(e switcher.Event) {
 		r.emit(PhaseSwitch, "", &e)
@@ -113,11 +110,27 @@ func (d *Deployer) steps(ctx context.Context, r *run, req Request, st Settings) 
 	if rep.NoOp {
 		return ResultFailed, fmt.Sprintf("%s was already active; nothing to deploy", r.to)
 	}
+	return d.watchThenStop(ctx, r, st, "")
+}
 
+// keepBaseline records the old (still active) target's answers over the last
+// deploy.monitor, for the monitor window to compare the new target with.
+func (d *Deployer) keepBaseline(r *run, st Settings) {
+	base, took := d.activeWindow(r.from, st.Monitor)
+	r.mu.Lock()
+	r.baseline, r.baseTook = base, took
+	r.mu.Unlock()
+}
+
+// watchThenStop runs the monitor window once the new target is active (switched to, or a
+// promoted canary): it rolls back when a figure trips, and otherwise stops the old version.
+// before says how the new target got there, for the final why.
+func (d *Deployer) watchThenStop(ctx context.Context, r *run, st Settings, before string) (string, string) {
 	// 3. Watch the new target against the baseline.
 	ends := time.Now().Add(st.Monitor)
 	r.mu.Lock()
 	r.monitorEnds = ends
+	base := r.baseline
 	r.mu.Unlock()
 	d.phase(r, PhaseMonitor, fmt.Sprintf("watching %s for %s against %s before the switch (error rate over %s, p95 over %s× the old)",
 		r.to, st.Monitor, r.from, percent(st.Limits.MaxErrorRate), strconv.FormatFloat(st.Limits.MaxLatencyRatio, 'g', -1, 64)))
@@ -132,7 +145,7 @@ func (d *Deployer) steps(ctx context.Context, r *run, req Request, st Settings) 
 	}
 
 	// 4. Stop the old version to give its memory back.
-	return d.stopOld(r, st, fmt.Sprintf("%s watched for %s without a problem", r.to, st.Monitor))
+	return d.stopOld(r, st, fmt.Sprintf("%s%s watched for %s without a problem", before, r.to, st.Monitor))
 }
 
 // stopOld runs deploy.stop for the old version once the new one serves alone; watched says

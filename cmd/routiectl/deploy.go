@@ -23,8 +23,9 @@ deploy.max_latency_ratio, sustained over deploy.sustain) routied rolls back on i
 With --canary, the new version does not take every client at once: after its health
 gate it takes the first share of the clients (see routiectl canary), then each next one,
 every step watched for --step against what the old version does over the same time,
-with the same checks; then it is promoted and the old version stopped. A check that
-trips sends its clients back to the old version (the deploy ends "rolled back").
+with the same checks; then it is promoted, watched for deploy.monitor at 100% with the
+old version standing by, and the old version stopped. A check that trips sends its
+clients back to the old version (the deploy ends "rolled back").
 
 The deploy runs inside routied: Ctrl-C, or a dropped SSH session, only stops following
 it. routiectl status shows its phase; routiectl deploy --abort rolls it back.

@@ -40,7 +40,7 @@ type App struct {
 	release     chan struct{}
 	releaseOnce sync.Once
 
-	failEach int           // every failEach-th request to / answers 500; 0: none
+	failEach atomic.Int64  // every failEach-th request to / answers 500; 0: none
 	delay    time.Duration // added to every request to /
 	served   atomic.Int64  // requests to /
 }
@@ -53,7 +53,7 @@ type AppOption func(*App)
 func HoldProbes() AppOption { return func(a *App) { a.probes = make(chan chan struct{}) } }
 
 // FailEach makes every nth request to / answer 500.
-func FailEach(n int) AppOption { return func(a *App) { a.failEach = n } }
+func FailEach(n int) AppOption { return func(a *App) { a.failEach.Store(int64(n)) } }
 
 // Delay makes every request to / take d longer.
 func Delay(d time.Duration) AppOption { return func(a *App) { a.delay = d } }
@@ -91,7 +91,7 @@ func StartApp(t testing.TB, name string, opts ...AppOption) *App {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(a.delay)
 		a.sign(w)
-		if n := a.served.Add(1); a.failEach > 0 && n%int64(a.failEach) == 0 {
+		if n, each := a.served.Add(1), a.failEach.Load(); each > 0 && n%each == 0 {
 			w.WriteHeader(http.StatusInternalServerError)
 		}
 		fmt.Fprintf(w, "hello from %s\n", name)
@@ -166,6 +166,10 @@ func (a *App) Served() int64 { return a.served.Load() }
 
 // SetHealth sets the status that GET /actuator/health answers from now on.
 func (a *App) SetHealth(code int) { a.health.Store(int32(code)) }
+
+// SetFailEach makes every n-th request to / answer 500 from now on (0: none), as a release
+// that goes bad under real traffic would.
+func (a *App) SetFailEach(n int) { a.failEach.Store(int64(n)) }
 
 // Probed is how many health probes have reached the app.
 func (a *App) Probed() int32 { return a.probed.Load() }
