@@ -4,18 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/routie/routie/health"
-	"github.com/routie/routie/switcher"
+	"github.com/routie/routie/internal/testrig"
 )
 
 // certsFake serves fixed certificates and renews by swapping in renewed.
@@ -45,53 +41,6 @@ func (f *certsFake) Renew(_ context.Context, name string) (CertStatus, error) {
 	return f.renewed, nil
 }
 
-// certsSwitcher is a Switcher that is never switched: these tests are about certificates.
-type certsSwitcher struct{}
-
-func (certsSwitcher) Switch(context.Context, string, switcher.SwitchOptions) (switcher.Report, error) {
-	return switcher.Report{}, nil
-}
-func (certsSwitcher) Rollback(context.Context, switcher.SwitchOptions) (switcher.Report, error) {
-	return switcher.Report{}, nil
-}
-func (certsSwitcher) Status() switcher.Status {
-	return switcher.Status{Active: switcher.TargetStatus{Addr: "127.0.0.1:8080", Health: health.Up}}
-}
-func (certsSwitcher) Probe(context.Context, string) (health.Result, error) {
-	return health.Result{}, nil
-}
-func (certsSwitcher) Canary(context.Context, string, int, switcher.SwitchOptions) (switcher.Report, error) {
-	return switcher.Report{}, nil
-}
-func (certsSwitcher) SetCanaryWeight(int) (switcher.Report, error) { return switcher.Report{}, nil }
-func (certsSwitcher) Promote(context.Context, switcher.SwitchOptions) (switcher.Report, error) {
-	return switcher.Report{}, nil
-}
-func (certsSwitcher) AbortCanary(context.Context, switcher.SwitchOptions) (switcher.Report, error) {
-	return switcher.Report{}, nil
-}
-
-// serveCerts runs the control API with opts on a real unix socket until the test ends and
-// returns a client for it.
-func serveCerts(t *testing.T, opts ...Option) *Client {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "rc") // a socket path must fit in 108 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	socket := filepath.Join(dir, "c.sock")
-	l, err := Listen(socket, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := NewServer(certsSwitcher{}, slog.New(slog.DiscardHandler), opts...)
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(l) }()
-	t.Cleanup(func() { srv.Close(); <-done })
-	return NewClient(socket)
-}
-
 func TestCertsAreListedAndInStatus(t *testing.T) {
 	days := 89
 	notAfter := time.Date(2026, 8, 29, 10, 11, 12, 0, time.UTC)
@@ -100,7 +49,8 @@ func TestCertsAreListedAndInStatus(t *testing.T) {
 		{Name: "www.routie.test", Mode: "acme", CA: "https://127.0.0.1:14000/dir", LastError: "connection refused",
 			LastErrorAt: notAfter.Add(-time.Hour), Warning: "no certificate yet; HTTPS for this name fails until one is obtained. Last attempt: connection refused"},
 	}}
-	c := serveCerts(t, WithCertificates(fake))
+	app := testrig.StartApp(t, "")
+	c := newRig(t, app, WithCertificates(fake)).client
 
 	got, err := c.Certs(t.Context())
 	if err != nil {
@@ -113,7 +63,7 @@ func TestCertsAreListedAndInStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(st.Certs, fake.certs) || st.Active.Addr != "127.0.0.1:8080" {
+	if !reflect.DeepEqual(st.Certs, fake.certs) || st.Active.Addr != app.Addr() {
 		t.Errorf("Status() = %+v, want the switcher's status and the certs", st)
 	}
 
@@ -136,7 +86,7 @@ func TestCertsAreListedAndInStatus(t *testing.T) {
 
 func TestRenewAnswersTheNewCertificateOrSaysWhyNot(t *testing.T) {
 	fake := &certsFake{renewed: CertStatus{Name: "routie.test", Mode: "acme", Serial: "2a"}}
-	c := serveCerts(t, WithCertificates(fake))
+	c := newRig(t, testrig.StartApp(t, ""), WithCertificates(fake)).client
 
 	st, err := c.RenewCert(t.Context(), "routie.test")
 	if err != nil || st.Serial != "2a" {
@@ -163,7 +113,7 @@ func TestRenewAnswersTheNewCertificateOrSaysWhyNot(t *testing.T) {
 }
 
 func TestWithoutCertificatesThereAreNoCertsRoutes(t *testing.T) {
-	c := serveCerts(t)
+	c := newRig(t, testrig.StartApp(t, "")).client
 	_, err := c.Certs(t.Context())
 	var e *Error
 	if !errors.As(err, &e) || e.Kind != KindNotFound {
@@ -176,7 +126,7 @@ func TestWithoutCertificatesThereAreNoCertsRoutes(t *testing.T) {
 }
 
 func TestNoCertificatesIsAnEmptyListNotNull(t *testing.T) {
-	c := serveCerts(t, WithCertificates(&certsFake{}))
+	c := newRig(t, testrig.StartApp(t, ""), WithCertificates(&certsFake{})).client
 	raw, err := c.CertsJSON(t.Context())
 	if err != nil {
 		t.Fatal(err)

@@ -24,31 +24,34 @@ type rig struct {
 	client *Client
 }
 
-// newRig starts routied serving initial, with a control socket in a fresh directory.
-func newRig(t *testing.T, initial *testrig.App) *rig {
+// newRig starts routied serving initial, with a control socket in a fresh directory and its
+// control API built with opts.
+func newRig(t *testing.T, initial *testrig.App, opts ...Option) *rig {
 	t.Helper()
-	return newRigAt(t, testrig.SocketPath(t), initial.Addr())
+	return newRigAt(t, testrig.SocketPath(t), initial.Addr(), opts...)
 }
 
 // newRigAt starts routied serving initial ("host:port") with its control socket at socket.
-func newRigAt(t *testing.T, socket, initial string) *rig {
+func newRigAt(t *testing.T, socket, initial string, opts ...Option) *rig {
 	t.Helper()
 	r := testrig.NewRig(t, initial, testrig.Options{
 		Settings:    testrig.PatientSettings(),
 		CaptureLogs: true,
-		Control:     startControl,
+		Control:     startControl(opts...),
 		Socket:      socket,
 	})
 	return &rig{Rig: r, client: NewClient(socket)}
 }
 
-// startControl listens on socket and serves the control API there, as routied does.
-func startControl(socket string, sw *switcher.Switcher, log *slog.Logger) (net.Listener, *http.Server, error) {
-	ln, err := Listen(socket, 0o600)
-	if err != nil {
-		return nil, nil, err
+// startControl listens on socket and serves the control API there with opts, as routied does.
+func startControl(opts ...Option) testrig.StartControl {
+	return func(socket string, sw *switcher.Switcher, log *slog.Logger) (net.Listener, *http.Server, error) {
+		ln, err := Listen(socket, 0o600)
+		if err != nil {
+			return nil, nil, err
+		}
+		return ln, NewServer(sw, log, opts...), nil
 	}
-	return ln, NewServer(sw, log), nil
 }
 
 // gating starts a switch to a, whose health must fail, as another routiectl would, and returns

@@ -4,18 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/routie/routie/control"
-	"github.com/routie/routie/health"
-	"github.com/routie/routie/switcher"
+	"github.com/routie/routie/internal/testrig"
 )
 
 // certsFake is the daemon's certificates: fixed ones, and a renewal that answers renewed.
@@ -35,52 +31,6 @@ func (f *certsFake) Renew(_ context.Context, name string) (control.CertStatus, e
 	}
 	return control.CertStatus{}, &control.Error{Kind: control.KindBadRequest, Status: http.StatusBadRequest,
 		Message: `no certificate is managed for that name: "` + name + `" is not in tls.domains ["routie.test"]`}
-}
-
-// certsSwitcher reports one healthy active target and is never switched.
-type certsSwitcher struct{}
-
-func (certsSwitcher) Switch(context.Context, string, switcher.SwitchOptions) (switcher.Report, error) {
-	return switcher.Report{}, nil
-}
-func (certsSwitcher) Rollback(context.Context, switcher.SwitchOptions) (switcher.Report, error) {
-	return switcher.Report{}, nil
-}
-func (certsSwitcher) Status() switcher.Status {
-	return switcher.Status{Active: switcher.TargetStatus{Addr: "127.0.0.1:8080", Health: health.Up}}
-}
-func (certsSwitcher) Probe(context.Context, string) (health.Result, error) {
-	return health.Result{}, nil
-}
-func (certsSwitcher) Canary(context.Context, string, int, switcher.SwitchOptions) (switcher.Report, error) {
-	return switcher.Report{}, nil
-}
-func (certsSwitcher) SetCanaryWeight(int) (switcher.Report, error) { return switcher.Report{}, nil }
-func (certsSwitcher) Promote(context.Context, switcher.SwitchOptions) (switcher.Report, error) {
-	return switcher.Report{}, nil
-}
-func (certsSwitcher) AbortCanary(context.Context, switcher.SwitchOptions) (switcher.Report, error) {
-	return switcher.Report{}, nil
-}
-
-// certsDaemon serves the control API with certs on a real socket and returns its path.
-func certsDaemon(t *testing.T, certs control.Certificates) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "rc") // a socket path must fit in 108 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	socket := filepath.Join(dir, "c.sock")
-	l, err := control.Listen(socket, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := control.NewServer(certsSwitcher{}, slog.New(slog.DiscardHandler), control.WithCertificates(certs))
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(l) }()
-	t.Cleanup(func() { srv.Close(); <-done })
-	return socket
 }
 
 // ctl runs routiectl in-process, as main does, and returns its exit code and output.
@@ -105,7 +55,7 @@ var (
 )
 
 func TestCertsShowsEachNameIssuerAndExpiry(t *testing.T) {
-	socket := certsDaemon(t, &certsFake{certs: []control.CertStatus{valid, pending}})
+	socket := newRig(t, testrig.StartApp(t, ""), control.WithCertificates(&certsFake{certs: []control.CertStatus{valid, pending}})).Socket
 	code, out, errOut := ctl(t, socket, "certs")
 	want := regexp.MustCompile(`^` + strings.Join([]string{
 		`NAME +ISSUER +EXPIRES +DAYS LEFT`,
@@ -118,7 +68,7 @@ func TestCertsShowsEachNameIssuerAndExpiry(t *testing.T) {
 }
 
 func TestCertsExitsOneAndSaysWhyWhenACertificateNeedsAttention(t *testing.T) {
-	socket := certsDaemon(t, &certsFake{certs: []control.CertStatus{valid, failing}})
+	socket := newRig(t, testrig.StartApp(t, ""), control.WithCertificates(&certsFake{certs: []control.CertStatus{valid, failing}})).Socket
 	code, out, _ := ctl(t, socket, "certs")
 	if code != 1 || !strings.HasSuffix(out, "\nold.routie.test: warning: expires in 3 days; renewal failed: connection refused\n") {
 		t.Errorf("routiectl certs with a failing renewal: exit %d, stdout:\n%s\nwant exit 1 and the warning last", code, out)
@@ -130,7 +80,7 @@ func TestCertsExitsOneAndSaysWhyWhenACertificateNeedsAttention(t *testing.T) {
 }
 
 func TestCertsJSONPrintsTheDaemonsAnswerAsIs(t *testing.T) {
-	socket := certsDaemon(t, &certsFake{certs: []control.CertStatus{valid}})
+	socket := newRig(t, testrig.StartApp(t, ""), control.WithCertificates(&certsFake{certs: []control.CertStatus{valid}})).Socket
 	raw, err := control.NewClient(socket).CertsJSON(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +94,7 @@ func TestCertsJSONPrintsTheDaemonsAnswerAsIs(t *testing.T) {
 func TestCertsRenewPrintsTheNewCertificateOrWhyNot(t *testing.T) {
 	renewed := valid
 	renewed.Serial = "3c"
-	socket := certsDaemon(t, &certsFake{renewed: renewed})
+	socket := newRig(t, testrig.StartApp(t, ""), control.WithCertificates(&certsFake{renewed: renewed})).Socket
 
 	code, out, errOut := ctl(t, socket, "certs", "renew", "routie.test")
 	wantOut := "renewing routie.test...\nrenewed routie.test: serving certificate 3c from CN=Pebble Intermediate CA 1a2b3c, valid until " +
@@ -179,16 +129,21 @@ func TestCertsRenewPrintsTheNewCertificateOrWhyNot(t *testing.T) {
 }
 
 func TestStatusShowsEachCertificateWithItsWarning(t *testing.T) {
-	socket := certsDaemon(t, &certsFake{certs: []control.CertStatus{valid, pending, failing}})
+	app := testrig.StartApp(t, "")
+	socket := newRig(t, app, control.WithCertificates(&certsFake{certs: []control.CertStatus{valid, pending, failing}})).Socket
 	code, out, _ := ctl(t, socket, "status")
-	want := regexp.MustCompile(strings.Join([]string{
+	// The rig runs no health monitor: the active target was never probed.
+	want := regexp.MustCompile(`^` + strings.Join([]string{
+		`active    ` + lit(app.Addr()) + `  unknown  since [^\n]+`,
+		`          0 in flight, 0 streams, 0 connections, 0 served`,
+		`standby   none: nothing to roll back to yet`,
 		`cert      routie\.test  valid until ` + regexp.QuoteMeta(notAfter.Local().Format(time.DateTime)) + ` \(89 days\)`,
 		`cert      www\.routie\.test  no certificate yet: being obtained`,
 		`cert      old\.routie\.test  warning: expires in 3 days; renewal failed: connection refused`,
 		`routied   \S+ \(pid \d+\)`,
 	}, "\n") + "\n$")
 	if code != 0 || !want.MatchString(out) {
-		t.Errorf("routiectl status: exit %d, stdout:\n%s\nwant it to end matching:\n%s", code, out, want)
+		t.Errorf("routiectl status: exit %d, stdout:\n%s\nwant exit 0 and stdout matching:\n%s", code, out, want)
 	}
 }
 

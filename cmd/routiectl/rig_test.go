@@ -22,23 +22,26 @@ import (
 // rig is routied without its config and TLS.
 type rig struct{ *testrig.Rig }
 
-// newRig starts routied serving initial, with its control socket in a fresh directory.
-func newRig(t *testing.T, initial *testrig.App) *rig {
+// newRig starts routied serving initial, with its control socket in a fresh directory and
+// its control API built with opts.
+func newRig(t *testing.T, initial *testrig.App, opts ...control.Option) *rig {
 	t.Helper()
 	return &rig{testrig.NewRig(t, initial.Addr(), testrig.Options{
 		Settings:    testrig.PatientSettings(),
 		CaptureLogs: true,
-		Control:     startControl,
+		Control:     startControl(opts...),
 	})}
 }
 
-// startControl listens on socket and serves the control API there, as routied does.
-func startControl(socket string, sw *switcher.Switcher, log *slog.Logger) (net.Listener, *http.Server, error) {
-	ln, err := control.Listen(socket, 0o600)
-	if err != nil {
-		return nil, nil, err
+// startControl listens on socket and serves the control API there with opts, as routied does.
+func startControl(opts ...control.Option) testrig.StartControl {
+	return func(socket string, sw *switcher.Switcher, log *slog.Logger) (net.Listener, *http.Server, error) {
+		ln, err := control.Listen(socket, 0o600)
+		if err != nil {
+			return nil, nil, err
+		}
+		return ln, control.NewServer(sw, log, opts...), nil
 	}
-	return ln, control.NewServer(sw, log), nil
 }
 
 // get fetches path through routie and fails the test unless the app answers 200.
