@@ -158,7 +158,7 @@ func (d *daemon) run(ctx context.Context, pidFile string) error {
 	}
 	d.deployer = deploy.New(d.sw, history, deploySettingsFrom(cfg), d.log)
 
-	ctl := startControl(ctlLn, cfg.Control, d.sw, d.log, control.WithCertificates(certsAPI{d}), control.WithDeployer(d.deployer), control.WithUpgrader(controlUpgrader{upg}))
+	ctl := startControl(ctlLn, cfg.Control, d.sw, upg, d.log, control.WithCertificates(certsAPI{d}), control.WithDeployer(d.deployer))
 	var ms *metricsServer
 	if metricsLn != nil {
 		ms = startMetrics(metricsLn, d.sw, d.certs, d.conns, d.log)
@@ -224,7 +224,7 @@ wait:
 			d.log.Error("a listener failed; stopping", "err", failure)
 			break wait
 		case <-hup:
-			wg.Go(upg.onSignal)
+			wg.Go(func() { upg.onSignal(ctl.stopAccepting) })
 		}
 	}
 	if !upgraded {

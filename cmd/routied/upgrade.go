@@ -52,10 +52,13 @@ func (u *upgrader) listen(network, addr string, open func() (net.Listener, error
 	return ln, nil
 }
 
-// onSignal upgrades on SIGHUP, where nobody waits for the outcome but the log.
-func (u *upgrader) onSignal() {
+// onSignal upgrades on SIGHUP, where nobody waits for the outcome but the log, and runs
+// handedOver once the new routied serves.
+func (u *upgrader) onSignal(handedOver func()) {
 	u.log.Info("upgrade requested (SIGHUP): starting the routied binary on disk")
-	u.upgrade()
+	if _, err := u.upgrade(); err == nil {
+		handedOver()
+	}
 }
 
 // upgrade starts the binary on disk and waits for it to be ready. A failure is logged and
@@ -77,10 +80,18 @@ func (u *upgrader) upgrade() (control.UpgradeResponse, error) {
 }
 
 // controlUpgrader is the upgrader as the control socket's POST /v1/upgrade sees it.
-type controlUpgrader struct{ u *upgrader }
+type controlUpgrader struct {
+	u *upgrader
+	// handedOver runs once the new routied serves, before the answer is sent.
+	handedOver func()
+}
 
 func (c controlUpgrader) Upgrade(context.Context) (control.UpgradeResponse, error) {
-	return c.u.upgrade()
+	resp, err := c.u.upgrade()
+	if err == nil {
+		c.handedOver()
+	}
+	return resp, err
 }
 
 // explainUpgradeError says what a failed upgrade means for the operator. tableflip refuses
