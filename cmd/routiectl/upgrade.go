@@ -39,7 +39,6 @@ func runUpgrade(ctx context.Context, c *cli, args []string) error {
 	if len(args) > 0 {
 		return &usageError{message: fmt.Sprintf("upgrade takes no arguments, got %q", args), hint: "routiectl upgrade"}
 	}
-	fmt.Fprintln(c.stdout, "starting the routied binary on disk...")
 	resp, err := c.client().Upgrade(ctx)
 	if err != nil {
 		return err
