@@ -100,6 +100,8 @@ func TestUsageErrorsExitTwoWithErrorAndTry(t *testing.T) {
 			"Error: status takes no arguments, got [\"8081\"]\nTry: routiectl status, or routiectl health TARGET for one target\n"},
 		{"health without a target", []string{"health"},
 			"Error: health needs a TARGET, a port such as 8081\nTry: routiectl health 8081\n"},
+		{"upgrade with an argument", []string{"upgrade", "/usr/local/bin/routied"},
+			"Error: upgrade takes no arguments, got [\"/usr/local/bin/routied\"]\nTry: routiectl upgrade\n"},
 		{"version with an unknown flag", []string{"version", "--json"},
 			"Error: unknown flag -json\nTry: routiectl version -h\n"},
 		{"empty socket", []string{"status", "--socket", ""},
@@ -187,6 +189,7 @@ func TestHelpTeachesWithAnExample(t *testing.T) {
 		{[]string{"status", "-h"}, []string{"--json", "Example", "routiectl status --json | jq -r .active.addr"}},
 		{[]string{"health", "-h"}, []string{"Example", "until routiectl health 8081; do sleep 1; done"}},
 		{[]string{"version", "-h"}, []string{"Example", "routiectl version"}},
+		{[]string{"upgrade", "-h"}, []string{"systemctl reload routied", "routied -check -config /etc/routie/routie.toml && routiectl upgrade"}},
 	}
 	missing := testrig.SocketPath(t)
 	for _, tc := range cases {
