@@ -15,11 +15,11 @@ import (
 // once it passes the health gate, and watches it for a step's time at each share: every
 // deploy.sustain window of the canary is judged (Judge) against the active target's answers
 // over the same window, so both face the same traffic at the same moment. After the last
-// step it promotes the canary (the old version drains and stands by) and stops the old
-// version as a plain deploy does, after the same monitor window (deploy.monitor) at 100%: the
-// old version stands by meanwhile, and a tripped figure rolls back to it. A tripped check, deploy --abort, or a failed promotion
-// aborts the canary instead: its clients go back to the active target and it drains; the
-// deploy ends "rolled back" (or "aborted", "failed").
+// step it promotes the canary (the old version drains and stands by), watches it at 100% for
+// deploy.monitor as a plain deploy does (a tripped figure rolls back to the old version), and
+// then stops the old version. A tripped check, deploy --abort, or a failed promotion during
+// the steps aborts the canary instead: its clients go back to the active target and it
+// drains; the deploy ends "rolled back" (or "aborted", "failed").
 //
 // An operator may step in: routiectl promote ends the walk early and the deploy goes on to
 // stop the old version; routiectl abort ends it as aborted. routiectl canary --weight
