@@ -1,6 +1,10 @@
 package switcher
 
-import "github.com/routie/routie/proxy"
+import (
+	"time"
+
+	"github.com/routie/routie/proxy"
+)
 
 // What a deploy (package deploy) needs beyond switching: the targets' counters, and a record
 // that a retired target's app was stopped.
@@ -23,6 +27,6 @@ func (s *Switcher) MarkStopped(addr string) {
 	e, ok := s.known[addr]
 	s.mu.Unlock()
 	if ok {
-		e.stopped.Store(true)
+		e.stoppedAt.Store(time.Now().UnixNano())
 	}
 }

@@ -54,10 +54,15 @@ type entry struct {
 	target *proxy.Target
 	health health.State
 	drain  *drainToken // non-nil while the target is being retired
-	// stopped is set when a deploy stopped this target's app (deploy.stop); a passing probe
-	// clears it, since then someone started the app again.
-	stopped atomic.Bool
+	// stoppedAt is when a deploy recorded that it stopped this target's app (deploy.stop),
+	// in Unix nanoseconds; 0 while it is not stopped. A probe that started after it and
+	// passed clears it, since then someone started the app again; one that started before
+	// (it ran while deploy.stop did) says nothing about that.
+	stoppedAt atomic.Int64
 }
+
+// stopped reports whether a deploy stopped e's app and nobody started it since.
+func (e *entry) stopped() bool { return e.stoppedAt.Load() != 0 }
 
 // drainToken identifies one drain, so that a drain that ends late does not clear a newer one.
 type drainToken struct{ cancel context.CancelFunc }
@@ -192,7 +197,7 @@ func (s *Switcher) Rollback(ctx context.Context, opts SwitchOptions) (rep Report
 		return Report{}, ErrNoStandby
 	}
 	addr := s.standby.target.Addr()
-	if s.standby.stopped.Load() && !opts.Force {
+	if s.standby.stopped() && !opts.Force {
 		s.mu.Unlock()
 		return Report{}, &StoppedError{Target: addr}
 	}
@@ -404,8 +409,8 @@ func (s *Switcher) forget(e *entry) {
 
 // record stores a probe result and logs a change of health once.
 func (s *Switcher) record(e *entry, r health.Result) {
-	if r.Passed {
-		e.stopped.Store(false)
+	if at := e.stoppedAt.Load(); r.Passed && at != 0 && r.At.UnixNano() > at {
+		e.stoppedAt.CompareAndSwap(at, 0)
 	}
 	if !e.health.Record(r) {
 		return
@@ -534,7 +539,7 @@ func describe(e *entry) TargetStatus {
 		Streams:  t.Streams(),
 		Conns:    t.Conns(),
 		Served:   t.Served(),
-		Stopped:  e.stopped.Load(),
+		Stopped:  e.stopped(),
 	}
 	if r, ok := e.health.Last(); ok {
 		ts.Last = &r

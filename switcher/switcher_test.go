@@ -393,3 +393,38 @@ func TestParseTarget(t *testing.T) {
 		}
 	}
 }
+
+func TestStoppedStandbyStaysStoppedUntilAProbeStartedAfterTheStopPasses(t *testing.T) {
+	blue, green := testrig.StartApp(t, "blue", testrig.HoldProbes()), testrig.StartApp(t, "green")
+	r := newRig(t, blue.Addr(), testrig.FastSettings())
+	switchTo(t, r.Switcher, green.Addr())
+
+	// A probe of blue that started while deploy.stop ran, and passed just before the app
+	// went: it says nothing about the app now.
+	early := make(chan error, 1)
+	go func() { _, err := r.Switcher.Probe(context.Background(), blue.Addr()); early <- err }()
+	answer := blue.NextProbe(t)
+	r.Switcher.MarkStopped(blue.Addr())
+	close(answer)
+	if err := testrig.Recv(t, early, "the early probe"); err != nil {
+		t.Fatal(err)
+	}
+	if sb := r.Switcher.Status().Standby; sb == nil || !sb.Stopped {
+		t.Fatalf("standby after a probe that started before the stop: %+v, want it still recorded as stopped", sb)
+	}
+	var stopped *switcher.StoppedError
+	if _, err := r.Switcher.Rollback(context.Background(), switcher.SwitchOptions{}); !errors.As(err, &stopped) {
+		t.Fatalf("rollback to the stopped standby: %v, want StoppedError (rollback --start)", err)
+	}
+
+	// Someone started the app again: the next probe that passes clears the mark.
+	late := make(chan error, 1)
+	go func() { _, err := r.Switcher.Probe(context.Background(), blue.Addr()); late <- err }()
+	close(blue.NextProbe(t))
+	if err := testrig.Recv(t, late, "the late probe"); err != nil {
+		t.Fatal(err)
+	}
+	if sb := r.Switcher.Status().Standby; sb == nil || sb.Stopped {
+		t.Fatalf("standby after a passing probe that started after the stop: %+v, want it no longer stopped", sb)
+	}
+}
