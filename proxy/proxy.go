@@ -158,6 +158,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.limitBody(f, w, r) {
 		return
 	}
+	if r.ContentLength != 0 {
+		// Let the upstream's Transport read the body to its end while the response is
+		// written. Without this, net/http's HTTP/1 server closes the body once the answer
+		// starts: an upstream that answered as soon as it had read every byte of a POST
+		// leaves the Transport a last Read (the one that returns EOF) that fails, and the
+		// Transport then closes the connection under the response, truncating it
+		// (golang/go#40747).
+		_ = http.NewResponseController(w).EnableFullDuplex()
+	}
 	t.rp.ServeHTTP(f, r.WithContext(ctx))
 }
 
