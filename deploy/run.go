@@ -132,8 +132,8 @@ func (d *Deployer) watchThenStop(ctx context.Context, r *run, st Settings, befor
 	r.monitorEnds = ends
 	base := r.baseline
 	r.mu.Unlock()
-	d.phase(r, PhaseMonitor, fmt.Sprintf("watching %s for %s against %s before the switch (error rate over %s, p95 over %s× the old)",
-		r.to, st.Monitor, r.from, percent(st.Limits.MaxErrorRate), strconv.FormatFloat(st.Limits.MaxLatencyRatio, 'g', -1, 64)))
+	d.phase(r, PhaseMonitor, fmt.Sprintf("watching %s for %s against %s before it took over (error rate over %s, p95 over %s× the old and over %s)",
+		r.to, st.Monitor, r.from, percent(st.Limits.MaxErrorRate), strconv.FormatFloat(st.Limits.MaxLatencyRatio, 'g', -1, 64), st.Limits.LatencyFloor))
 	verdict, err := d.monitor(ctx, r, st, base, ends)
 	switch {
 	case err != nil && ctx.Err() != nil:
