@@ -304,9 +304,10 @@ func TestUpgradeWhileThePreviousRoutiedHoldsStreamsSaysToWait(t *testing.T) {
 	blue := demoApp(t, "blue")
 	u := startUpgradable(t, blue)
 	t.Cleanup(func() { u.killAll(t) })
-	// Streams get 30s on the old process after an upgrade (the file is watched).
+	// An event stream keeps the old process for up to drain.timeout after an upgrade: 30s
+	// here, longer than this test needs (the file is watched).
 	cfg, _ := os.ReadFile(u.config)
-	os.WriteFile(u.config+".new", []byte(strings.Replace(string(cfg), `streams = "1s"`, `streams = "30s"`, 1)), 0o644)
+	os.WriteFile(u.config+".new", []byte(strings.Replace(string(cfg), `timeout = "10s"`, `timeout = "30s"`, 1)), 0o644)
 	os.Rename(u.config+".new", u.config)
 	u.waitLog(t, "config applied")
 
