@@ -43,7 +43,7 @@ func TestStatusReturnsTheSwitcherStatusAndTheDaemonVersion(t *testing.T) {
 	if res, err := r.Switcher.Probe(t.Context(), standby.Port()); err != nil || res.Passed {
 		t.Fatalf("probe of the stopped standby: %+v, %v", res, err)
 	}
-	r.gating(t, next)
+	r.Gating(t, next)
 
 	want := r.Switcher.Status()
 	if want.Active.Health != health.Up || want.Active.Last == nil || want.Standby == nil || want.Standby.Health != health.Down ||
@@ -245,7 +245,7 @@ func TestErrorsBeforeAnyEventArePlainJSONWithTheirStatus(t *testing.T) {
 
 		{"switch in progress", func(t *testing.T, r *rig, blue, green *testrig.App) (string, string, func() error, string) {
 			green.SetHealth(http.StatusServiceUnavailable)
-			r.gating(t, green)
+			r.Gating(t, green)
 			call := func() error {
 				_, err := r.client.Rollback(t.Context(), false, nil)
 				return err

@@ -7,9 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/routie/routie/internal/testrig"
 	"github.com/routie/routie/switcher"
@@ -51,33 +49,6 @@ func startControl(opts ...Option) testrig.StartControl {
 			return nil, nil, err
 		}
 		return ln, NewServer(sw, log, opts...), nil
-	}
-}
-
-// gating starts a switch to a, whose health must fail, as another routiectl would, and returns
-// once its health gate has probed a. The switch stays in progress until the test ends.
-func (r *rig) gating(t *testing.T, a *testrig.App) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	probed := make(chan struct{})
-	var once sync.Once
-	done := make(chan error, 1)
-	go func() {
-		_, err := r.client.Switch(ctx, SwitchRequest{Target: a.Port(), Wait: Duration(time.Minute)}, func(switcher.Event) {
-			once.Do(func() { close(probed) })
-		})
-		done <- err
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	select {
-	case <-probed:
-	case err := <-done:
-		t.Fatalf("the switch to %s that should keep gating ended: %v", a.Addr(), err)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("timed out waiting for the first probe of the switch to %s", a.Addr())
 	}
 }
 

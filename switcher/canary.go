@@ -154,15 +154,7 @@ func (s *Switcher) AbortCanary(ctx context.Context, opts SwitchOptions) (Report,
 
 	s.log.Info("canary aborted", "canary", from, "active", to, "in_flight_on_canary", waited)
 	emit(opts.Progress, Event{Kind: EventCanaryAborted, From: from, To: to})
-	report := Report{From: from, To: to}
-	select {
-	case d := <-drained:
-		report.Drain = &d
-		emit(opts.Progress, Event{Kind: EventDrained, From: from, Drain: &d})
-	case <-ctx.Done():
-		// The caller left; the drain goes on in the background.
-	}
-	return report, nil
+	return Report{From: from, To: to, Drain: awaitDrain(ctx, drained, from, opts.Progress)}, nil
 }
 
 // restoreCanary takes the canary back from the saved state at start-up, without a health

@@ -344,15 +344,19 @@ func (s *Switcher) swap(ctx context.Context, addr string, st Settings, opts Swit
 	from, to := old.target.Addr(), next.target.Addr()
 	s.log.Info("switched", "from", from, "to", to, "forced", opts.Force, "in_flight_on_old", waited)
 	emit(opts.Progress, Event{Kind: EventSwap, From: from, To: to})
-	report := Report{From: from, To: to, Forced: opts.Force}
+	return Report{From: from, To: to, Forced: opts.Force, Drain: awaitDrain(ctx, drained, from, opts.Progress)}, nil
+}
+
+// awaitDrain waits for the drain of from (retire's channel) and reports it as an event, or
+// returns nil when the caller leaves first: the drain goes on in the background.
+func awaitDrain(ctx context.Context, drained <-chan DrainReport, from string, progress func(Event)) *DrainReport {
 	select {
 	case d := <-drained:
-		report.Drain = &d
-		emit(opts.Progress, Event{Kind: EventDrained, From: from, Drain: &d})
+		emit(progress, Event{Kind: EventDrained, From: from, Drain: &d})
+		return &d
 	case <-ctx.Done():
-		// The caller left; the drain goes on in the background.
+		return nil
 	}
-	return report, nil
 }
 
 // retire starts draining old in the background and returns a channel that receives the

@@ -6,9 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/routie/routie/control"
 	"github.com/routie/routie/internal/testrig"
@@ -79,33 +77,5 @@ func (r *rig) stream(t *testing.T) {
 	})
 	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "text/event-stream" {
 		t.Fatalf("GET /events through routie: %s %s", resp.Status, ct)
-	}
-}
-
-// gating starts a switch to a, whose health must fail, as another routiectl would, and returns
-// once its health gate has probed a. The switch stays in progress until the test ends.
-func (r *rig) gating(t *testing.T, a *testrig.App) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	probed := make(chan struct{})
-	var once sync.Once
-	done := make(chan error, 1)
-	go func() {
-		req := control.SwitchRequest{Target: a.Port(), Wait: control.Duration(time.Minute)}
-		_, err := control.NewClient(r.Socket).Switch(ctx, req, func(switcher.Event) {
-			once.Do(func() { close(probed) })
-		})
-		done <- err
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	select {
-	case <-probed:
-	case err := <-done:
-		t.Fatalf("the switch to %s that should keep gating ended: %v", a.Addr(), err)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("timed out waiting for the first probe of the switch to %s", a.Addr())
 	}
 }

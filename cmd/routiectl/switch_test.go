@@ -140,7 +140,7 @@ func TestSwitchWhileAnotherIsGatingExitsOne(t *testing.T) {
 	blue, green, gray := testrig.StartApp(t, ""), testrig.StartApp(t, ""), testrig.StartApp(t, "")
 	gray.SetHealth(http.StatusServiceUnavailable)
 	r := newRig(t, blue)
-	r.gating(t, gray)
+	r.Gating(t, gray)
 	got := runCLI(t, r.Socket, "switch", green.Port())
 	want := "Error: switch to " + gray.Addr() + " in progress; wait for it to finish (or interrupt the routiectl running it) and try again\nTry: routiectl status\n"
 	if got.code != 1 || got.stderr != want || got.stdout != "" {
@@ -222,7 +222,7 @@ func TestStatusShowsActiveAndStandbyWithTheirHealth(t *testing.T) {
 		t.Fatalf("probe of the stopped standby: %+v, %v", res, err)
 	}
 	gray.SetHealth(http.StatusServiceUnavailable)
-	r.gating(t, gray)
+	r.Gating(t, gray)
 
 	since := r.Switcher.Status().Since
 	got := runCLI(t, r.Socket, "status")

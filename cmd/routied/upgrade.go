@@ -56,14 +56,12 @@ func (u *upgrader) listen(network, addr string, open func() (net.Listener, error
 // handedOver once the new routied serves.
 func (u *upgrader) onSignal(handedOver func()) {
 	u.log.Info("upgrade requested (SIGHUP): starting the routied binary on disk")
-	if _, err := u.upgrade(); err == nil {
-		handedOver()
-	}
+	u.upgrade(handedOver)
 }
 
-// upgrade starts the binary on disk and waits for it to be ready. A failure is logged and
-// this process keeps serving.
-func (u *upgrader) upgrade() (control.UpgradeResponse, error) {
+// upgrade starts the binary on disk and waits for it to be ready, then runs handedOver. A
+// failure is logged and this process keeps serving.
+func (u *upgrader) upgrade(handedOver func()) (control.UpgradeResponse, error) {
 	resp := control.UpgradeResponse{OldPID: os.Getpid()}
 	if err := u.Upgrade(); err != nil {
 		err = explainUpgradeError(err, resp.OldPID)
@@ -76,6 +74,7 @@ func (u *upgrader) upgrade() (control.UpgradeResponse, error) {
 			resp.NewPID, _ = strconv.Atoi(strings.TrimSpace(string(data)))
 		}
 	}
+	handedOver()
 	return resp, nil
 }
 
@@ -87,11 +86,7 @@ type controlUpgrader struct {
 }
 
 func (c controlUpgrader) Upgrade(context.Context) (control.UpgradeResponse, error) {
-	resp, err := c.u.upgrade()
-	if err == nil {
-		c.handedOver()
-	}
-	return resp, err
+	return c.u.upgrade(c.handedOver)
 }
 
 // explainUpgradeError says what a failed upgrade means for the operator. tableflip refuses

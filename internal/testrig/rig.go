@@ -1,6 +1,7 @@
 package testrig
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -185,5 +186,48 @@ func (r *Rig) WaitForLog(t testing.TB, want string) {
 			t.Fatalf("log lacks %q:\n%s", want, r.Logs)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Gating starts a switch to a, whose health must fail, over the control socket as another
+// routiectl would, and returns once its health gate has probed a: the first line of the
+// switch's progress has arrived. The switch stays in progress until the test ends. It speaks
+// the wire protocol itself (POST /v1/switch, NDJSON back), so that the control package's own
+// tests can use it too.
+func (r *Rig) Gating(t testing.TB, a *App) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", r.Socket)
+	}}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://routie/v1/switch",
+		strings.NewReader(`{"target":"`+a.Port()+`","wait":"1m"}`))
+	type line struct {
+		text string
+		err  error
+	}
+	first := make(chan line, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := c.Do(req)
+		if err != nil {
+			first <- line{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		text, err := bufio.NewReader(resp.Body).ReadString('\n')
+		first <- line{text, err}
+		io.Copy(io.Discard, resp.Body) // until the test ends and cancels the switch
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		c.CloseIdleConnections()
+	})
+	l := Recv(t, first, "the first probe of the switch to "+a.Addr())
+	if l.err != nil || !strings.HasPrefix(l.text, `{"event"`) {
+		t.Fatalf("the switch to %s that should keep gating ended: %q, %v", a.Addr(), l.text, l.err)
 	}
 }
