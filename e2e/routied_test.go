@@ -236,6 +236,13 @@ func TestCheckValidatesAndPrintsTheEffectiveConfig(t *testing.T) {
 	if !strings.Contains(out, `passes = 2`) || !strings.Contains(out, `timeout = "2s"`) {
 		t.Errorf("-check did not print the effective config with defaults filled in:\n%s", out)
 	}
+	// The CA account's HMAC key is a secret: -check says it is set, never what it is.
+	secret := filepath.Join(dir, "eab.toml")
+	os.WriteFile(secret, []byte("[tls]\nmode = \"acme\"\ndomains = [\"routie.test\"]\nemail = \"ops@routie.test\"\neab_kid = \"kid-1\"\neab_hmac = \"c2VjcmV0LWhtYWMta2V5\"\n"), 0o644)
+	out, err = exec(t, "routied", "-check", "-config", secret)
+	if err != nil || strings.Contains(out, "c2VjcmV0LWhtYWMta2V5") || !strings.Contains(out, `eab_hmac = "(set; not shown)"`) {
+		t.Errorf("routied -check with tls.eab_hmac: %v; want it valid, the key hidden:\n%s", err, out)
+	}
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(bad, []byte("[health]\ninterval = \"5\"\n"), 0o644)
 	out, err = exec(t, "routied", "-check", "-config", bad)
